@@ -1,0 +1,95 @@
+"""What the call's arguments tell about the run: model size and dataset size.
+
+The model and the dataset are recognised by parameter name (settings
+``model_arg``, default ``model``; ``dataset_arg``, default ``dataset``),
+whether passed by position or by keyword. Nothing is imported to measure
+them: a torch module is recognised by its ``parameters()``/``buffers()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._options import Settings
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    #: The function yields examples (a generator form).
+    yields: bool
+    model_size_bytes: int | None = None
+    dataset_num_eval: int | None = None
+
+
+@functools.lru_cache(maxsize=512)
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+
+
+def bound_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter name -> argument, or {} when the call does not bind (the call itself will say why)."""
+    signature = _signature(func)
+    if signature is None:
+        return dict(kwargs)
+    try:
+        return dict(signature.bind_partial(*args, **kwargs).arguments)
+    except TypeError:
+        return {}
+
+
+def describe_call(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], settings: Settings, yields: bool
+) -> CallInfo:
+    arguments = bound_arguments(func, args, kwargs)
+    model = arguments.get(settings.model_arg)
+    dataset = arguments.get(settings.dataset_arg)
+    return CallInfo(
+        yields=yields,
+        model_size_bytes=None if model is None else model_size_bytes(model),
+        dataset_num_eval=None if dataset is None else dataset_length(dataset),
+    )
+
+
+def model_size_bytes(model: Any) -> int | None:
+    """Bytes of a torch module (parameters + buffers), an array, or a file/folder on disk."""
+    if isinstance(model, (str, os.PathLike)):
+        return _disk_size(Path(model))
+    if callable(getattr(model, "parameters", None)) and callable(getattr(model, "buffers", None)):
+        try:
+            tensors = [*model.parameters(), *model.buffers()]
+            return sum(int(t.numel()) * int(t.element_size()) for t in tensors)
+        except Exception:  # noqa: BLE001 - a duck-typed model may fail any way; size is optional
+            return None
+    nbytes = getattr(model, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return len(model)
+    return None
+
+
+def _disk_size(path: Path) -> int | None:
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError:
+        return None
+    return None
+
+
+def dataset_length(dataset: Any) -> int | None:
+    try:
+        return len(dataset)
+    except Exception:  # noqa: BLE001 - generators and streams have no length
+        return None

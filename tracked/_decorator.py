@@ -1,0 +1,251 @@
+"""``@tracked_eval``: the one public decorator.
+
+The wrapper kind (plain, generator, coroutine, async generator) is chosen
+once, when the decorator is applied; each call only reads the settings
+(argument > environment > default) and, unless tracking is off, runs the
+function inside a ``Run``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
+
+from ._call import describe_call
+from ._generators import TrackedAsyncGenerator, TrackedGenerator, finish, status_of
+from ._options import Settings, check_options, resolve
+from ._result import EvalResult
+from ._run import COMPLETED, Run
+from ._warn import warn
+
+P = ParamSpec("P")
+F = TypeVar("F", bound=Callable[..., Any])
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+def _begin(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings, yields: bool) -> Run | None:
+    """A started run, or None when tracked itself cannot start one (then the call runs untracked)."""
+    from .sinks.clearml import ClearMLSink
+    from .sinks.console import ConsoleSink
+
+    try:
+        name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
+        call = describe_call(wrapped, args, kwargs, settings, yields)
+        return Run(settings, name, call, [ClearMLSink(), ConsoleSink()])
+    except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
+        warn(f"could not start tracking ({type(exc).__name__}: {exc}); the evaluation runs untracked")
+        return None
+
+
+def _settings(given: Mapping[str, Any]) -> Settings:
+    settings, problems = resolve(given)
+    for problem in problems:
+        warn(problem, stacklevel=4)
+    return settings
+
+
+def _plain(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args, Kwargs], Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        settings = _settings(given)
+        run = _begin(wrapped, args, kwargs, settings, yields=False) if settings.enabled else None
+        if run is None:
+            return wrapped(*args, **kwargs)
+        try:
+            returned = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            finish(run, status_of(exc), error=exc)
+            raise
+        return finish(run, COMPLETED, returned)
+
+    return wrapper
+
+
+def _capture(inner: Generator[Any, Any, Any], box: list[Any]) -> Generator[Any, Any, None]:
+    # ``yield from`` runs in C and keeps the generator's return value.
+    box.append((yield from inner))
+
+
+def _generator(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args, Kwargs], Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        settings = _settings(given)
+        run = _begin(wrapped, args, kwargs, settings, yields=True) if settings.enabled else None
+        if run is None:
+            return wrapped(*args, **kwargs)
+        if settings.lazy:
+            try:
+                return TrackedGenerator(run, wrapped(*args, **kwargs))
+            except BaseException as exc:
+                finish(run, status_of(exc), error=exc)
+                raise
+        box: list[Any] = []
+        add = run.add
+        try:
+            for item in _capture(wrapped(*args, **kwargs), box):
+                add(item)
+        except BaseException as exc:
+            finish(run, status_of(exc), error=exc)
+            raise
+        return finish(run, COMPLETED, box[0] if box else None)
+
+    return wrapper
+
+
+def _coroutine(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args, Kwargs], Any]:
+    async def tracked_call(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings) -> Any:
+        run = _begin(wrapped, args, kwargs, settings, yields=False)
+        if run is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            returned = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            finish(run, status_of(exc), error=exc)
+            raise
+        return finish(run, COMPLETED, returned)
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        settings = _settings(given)
+        if not settings.enabled:
+            return wrapped(*args, **kwargs)
+        return tracked_call(wrapped, args, kwargs, settings)
+
+    return wrapper
+
+
+def _async_generator(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args, Kwargs], Any]:
+    async def tracked_call(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings) -> Any:
+        run = _begin(wrapped, args, kwargs, settings, yields=True)
+        if run is None:
+            return [item async for item in wrapped(*args, **kwargs)]
+        add = run.add
+        try:
+            async for item in wrapped(*args, **kwargs):
+                add(item)
+        except BaseException as exc:
+            finish(run, status_of(exc), error=exc)
+            raise
+        return finish(run, COMPLETED)
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        settings = _settings(given)
+        if not settings.enabled:
+            return wrapped(*args, **kwargs)
+        if settings.lazy:
+            run = _begin(wrapped, args, kwargs, settings, yields=True)
+            inner = wrapped(*args, **kwargs)
+            return inner if run is None else TrackedAsyncGenerator(run, inner)
+        return tracked_call(wrapped, args, kwargs, settings)
+
+    return wrapper
+
+
+@functools.cache
+def _function_wrapper_class() -> type:
+    # wrapt imports asyncio (~100 ms); import it when the first function is
+    # decorated, not at ``import tracked``.
+    import wrapt
+
+    class TrackedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
+        """The decorated function. Pickles by reference (module + qualified
+        name), as a plain function does, so it can go to a process pool."""
+
+        def __reduce_ex__(self, protocol: Any) -> str:
+            return str(self.__qualname__)
+
+    return TrackedFunction
+
+
+def _kind(func: Any) -> Callable[[Mapping[str, Any]], Callable[[Callable[..., Any], Any, Args, Kwargs], Any]]:
+    target = func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
+    if inspect.isasyncgenfunction(target):
+        return _async_generator
+    if inspect.iscoroutinefunction(target):
+        return _coroutine
+    if inspect.isgeneratorfunction(target):
+        return _generator
+    return _plain
+
+
+class _Decorator(Protocol):
+    """What ``tracked_eval(...)`` with options returns: the decorator, typed per form."""
+
+    @overload
+    def __call__(
+        self, func: Callable[P, Coroutine[Any, Any, Any]], /
+    ) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
+    @overload
+    def __call__(
+        self, func: Callable[P, AsyncGenerator[Any, Any]], /
+    ) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
+    @overload
+    def __call__(self, func: Callable[P, Any], /) -> Callable[P, EvalResult]: ...
+
+
+@overload
+def tracked_eval(func: Callable[P, Coroutine[Any, Any, Any]], /) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
+@overload
+def tracked_eval(func: Callable[P, AsyncGenerator[Any, Any]], /) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
+@overload
+def tracked_eval(func: Callable[P, Any], /) -> Callable[P, EvalResult]: ...
+@overload
+def tracked_eval(
+    func: None = None,
+    /,
+    *,
+    lazy: Literal[True],
+    enabled: bool | None = None,
+    project: str | None = None,
+    task_name: str | None = None,
+    offline: bool | None = None,
+    progress_title: str | None = None,
+    table_title: str | None = None,
+    default_metric: str | None = None,
+    model_arg: str | None = None,
+    dataset_arg: str | None = None,
+    max_points: int | None = None,
+    console_examples: int | None = None,
+    verbose: bool | None = None,
+) -> Callable[[F], F]: ...
+@overload
+def tracked_eval(
+    func: None = None,
+    /,
+    *,
+    lazy: Literal[False] | None = None,
+    enabled: bool | None = None,
+    project: str | None = None,
+    task_name: str | None = None,
+    offline: bool | None = None,
+    progress_title: str | None = None,
+    table_title: str | None = None,
+    default_metric: str | None = None,
+    model_arg: str | None = None,
+    dataset_arg: str | None = None,
+    max_points: int | None = None,
+    console_examples: int | None = None,
+    verbose: bool | None = None,
+) -> _Decorator: ...
+
+
+def tracked_eval(func: Any = None, /, **options: Any) -> Any:
+    """Track an evaluation function as a ClearML run.
+
+    ``@tracked_eval`` or ``@tracked_eval(project=..., ...)`` on a function
+    returning a dict of final metrics, a generator yielding one item per
+    example (and optionally returning a dict), or their async forms. Calling
+    the decorated function runs the evaluation and returns an ``EvalResult``
+    (an awaitable of it for async forms; with ``lazy=True`` a generator is
+    returned for the caller to iterate). Options: see ``tracked.Settings``.
+
+    """
+    given = check_options(options)
+
+    def decorate(f: Any) -> Any:
+        if given.get("enabled") is False:
+            return f  # tracking off: the function itself, at zero cost
+        return _function_wrapper_class()(f, _kind(f)(given))
+
+    return decorate if func is None else decorate(func)

@@ -1,0 +1,123 @@
+"""Lazy tracked generators: the caller iterates, tracked watches.
+
+These forward ``send``/``throw``/``close`` (and their async forms) to the
+user's generator exactly as ``yield from`` would, record each item on the
+way out, and end the run when the generator returns, raises or is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+from typing import TYPE_CHECKING, Any
+
+from ._run import COMPLETED, STOPPED
+
+if TYPE_CHECKING:
+    from ._result import EvalResult
+    from ._run import Run
+
+
+def status_of(exc: BaseException) -> str:
+    """'failed' for errors; 'stopped' for interrupts, exits and cancellation."""
+    return "failed" if isinstance(exc, Exception) else STOPPED
+
+
+def finish(run: Run, status: str, returned: Any = None, error: BaseException | None = None) -> EvalResult:
+    """End the run; a failure in tracked's own bookkeeping is a warning, never the caller's problem."""
+    try:
+        return run.end(status, returned, error)
+    except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
+        from ._result import EvalResult
+        from ._warn import warn
+
+        warn(f"{run.name}: reporting the run failed ({type(exc).__name__}: {exc}); returning what was counted")
+        run.status, run.returned, run.error = status, returned, error
+        run.result = EvalResult(run, {"num_examples": run.count, "duration_seconds": run.duration})
+        return run.result
+
+
+class TrackedGenerator(Generator[Any, Any, Any]):
+    """A user's generator, observed. ``result`` holds the EvalResult once it ended."""
+
+    def __init__(self, run: Run, inner: Generator[Any, Any, Any]) -> None:
+        self._run = run
+        self._inner = inner
+
+    @property
+    def result(self) -> EvalResult | None:
+        return self._run.result
+
+    def _step(self, method: str, *args: Any) -> Any:
+        try:
+            item = getattr(self._inner, method)(*args)
+        except StopIteration as stop:
+            finish(self._run, COMPLETED, stop.value)
+            raise
+        except BaseException as exc:
+            if self._run.result is None:
+                finish(self._run, status_of(exc), error=exc)
+            raise
+        self._run.add(item)
+        return item
+
+    def __next__(self) -> Any:
+        return self._step("send", None)
+
+    def send(self, value: Any) -> Any:
+        return self._step("send", value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        return self._step("throw", typ, val, tb) if val is not None or tb is not None else self._step("throw", typ)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            if self._run.result is None:
+                finish(self._run, STOPPED)
+
+    def __del__(self) -> None:
+        # An abandoned generator still records what was consumed.
+        if getattr(self, "_run", None) is not None and self._run.result is None:
+            self.close()
+
+
+class TrackedAsyncGenerator(AsyncGenerator[Any, Any]):
+    """A user's async generator, observed. ``result`` holds the EvalResult once it ended."""
+
+    def __init__(self, run: Run, inner: AsyncGenerator[Any, Any]) -> None:
+        self._run = run
+        self._inner = inner
+
+    @property
+    def result(self) -> EvalResult | None:
+        return self._run.result
+
+    async def _step(self, method: str, *args: Any) -> Any:
+        try:
+            item = await getattr(self._inner, method)(*args)
+        except StopAsyncIteration:
+            finish(self._run, COMPLETED)
+            raise
+        except BaseException as exc:
+            if self._run.result is None:
+                finish(self._run, status_of(exc), error=exc)
+            raise
+        self._run.add(item)
+        return item
+
+    def __anext__(self) -> Any:
+        return self._step("asend", None)
+
+    def asend(self, value: Any) -> Any:
+        return self._step("asend", value)
+
+    def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        return self._step("athrow", typ, val, tb) if val is not None or tb is not None else self._step("athrow", typ)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            if self._run.result is None:
+                finish(self._run, STOPPED)

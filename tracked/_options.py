@@ -1,0 +1,130 @@
+"""Settings of one decorated evaluation: argument > environment variable > default.
+
+The environment is read when the evaluation is *called*, not when it is
+decorated, so code decorated at import time honours variables set later
+(a test, a notebook cell, a CI job).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ENV_PREFIX = "TRACKED_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know; one frozen object instead of loose kwargs.
+
+    Each field can also be set with the environment variable ``TRACKED_<FIELD>``
+    (``TRACKED_PROJECT``, ``TRACKED_OFFLINE``, ...); an argument to
+    ``@tracked_eval(...)`` wins over the environment.
+    """
+
+    #: False: the function runs exactly as undecorated (``TRACKED_ENABLED=0``).
+    enabled: bool = True
+    #: ClearML project of a task that tracked creates.
+    project: str = "tracked"
+    #: ClearML task name; default: the function's qualified name.
+    task_name: str | None = None
+    #: None: offline exactly when no ClearML server is configured.
+    offline: bool | None = None
+    #: Title of the per-example progress chart (SCALARS).
+    progress_title: str = "Training Progress"
+    #: Title of the final-metrics table (PLOTS).
+    table_title: str = "Final Metrics"
+    #: Series name for items yielded as bare numbers.
+    default_metric: str = "score"
+    #: A decorated generator is returned unstarted; the caller iterates it.
+    lazy: bool = False
+    #: Parameter whose argument is the model (size reported as model_size_bytes).
+    model_arg: str = "model"
+    #: Parameter whose argument is the dataset (its len() is dataset_num_eval).
+    dataset_arg: str = "dataset"
+    #: At most this many points per progress series; beyond it, each point is
+    #: the mean of a contiguous range of examples.
+    max_points: int = 5000
+    #: How many examples (with their details) the console summary shows.
+    console_examples: int = 3
+    #: Print the summary and the offline-session location to stdout.
+    verbose: bool = True
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """An option or environment variable has a value tracked cannot use."""
+
+
+def _parse(name: str, raw: str) -> Any:
+    kind = type(getattr(Settings, name))
+    if name == "offline":
+        if raw.strip().lower() in ("", "auto"):
+            return None
+        kind = bool
+    if name == "task_name":
+        return raw
+    if kind is bool:
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected an integer") from None
+    return raw
+
+
+def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate decorator arguments once, when the decorator is applied (no I/O)."""
+    unknown = sorted(set(options) - set(FIELDS))
+    if unknown:
+        raise TypeError(f"tracked_eval() got unknown option(s): {', '.join(unknown)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    for name in ("max_points", "console_examples"):
+        value = given.get(name)
+        if value is not None and (not isinstance(value, int) or value < (1 if name == "max_points" else 0)):
+            raise SettingsError(
+                f"{name} must be a {'positive' if name == 'max_points' else 'non-negative'} integer, got {value!r}"
+            )
+    return given
+
+
+def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """Settings for one call, and the problems met in the environment.
+
+    A bad environment variable must not break the user's evaluation: it is
+    reported (by the caller, as a warning) and the default is used instead.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in FIELDS:
+        if name in given:
+            values[name] = given[name]
+            continue
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        try:
+            values[name] = _parse(name, raw)
+        except SettingsError as exc:
+            problems.append(f"{exc}; using the default")
+    try:
+        check_options({k: v for k, v in values.items() if k in ("max_points", "console_examples")})
+    except SettingsError as exc:
+        problems.append(f"{exc}; using the default")
+        values.pop("max_points", None)
+        values.pop("console_examples", None)
+    return Settings(**values), problems

@@ -1,0 +1,158 @@
+"""One call of a decorated evaluation: timing, counting, aggregating.
+
+The per-example path (``Run.add``) is the hot path: a million examples must
+cost about a second in all, so it only appends floats to compact arrays.
+Everything else (means, charts, tables, I/O) happens once, in ``Run.end``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from array import array
+from bisect import bisect_left
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._options import Settings
+from ._values import InvalidValue, as_number, split_mapping
+from ._warn import TrackedWarning
+
+if TYPE_CHECKING:
+    from ._call import CallInfo
+    from ._result import EvalResult
+    from .sinks import Sink
+
+#: Run states, as recorded in the session (``tracked_status``).
+COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
+
+
+class Series:
+    """One metric's values in yield order: 8 bytes per example while dense.
+
+    Example indices are stored only once the metric skips an example
+    (a mapping without that field), so the common case costs no index array.
+    """
+
+    __slots__ = ("indices", "start", "values")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.values = array("d")
+        self.indices: array[int] | None = None
+
+    def append(self, index: int, value: float) -> None:
+        if self.indices is None:
+            if index == self.start + len(self.values):
+                self.values.append(value)
+                return
+            self.indices = array("q", range(self.start, self.start + len(self.values)))
+        self.indices.append(index)
+        self.values.append(value)
+
+    def value_at(self, index: int) -> float | None:
+        """This metric's value for example ``index``, or None when the example lacks it."""
+        if self.indices is None:
+            pos = index - self.start
+            return self.values[pos] if 0 <= pos < len(self.values) else None
+        pos = bisect_left(self.indices, index)
+        return self.values[pos] if pos < len(self.indices) and self.indices[pos] == index else None
+
+
+class Run:
+    """Collects one evaluation call; ``end`` turns it into a result and reports it."""
+
+    def __init__(self, settings: Settings, name: str, call: CallInfo, sinks: list[Sink]) -> None:
+        self.settings = settings
+        self.name = name
+        self.call = call
+        self.sinks = sinks
+        self.count = 0
+        self.series: dict[str, Series] = {}
+        #: (example index, field -> text) for examples that have details.
+        self.details: list[tuple[int, dict[str, str]]] = []
+        #: field (None: the whole item) -> (number of values skipped, first message).
+        self.skipped: dict[str | None, tuple[int, str]] = {}
+        self.returned: Any = None
+        self.status = "running"
+        self.error: BaseException | None = None
+        self.result: EvalResult | None = None
+        for sink in sinks:
+            sink.start(self)
+        # The clock starts after the sinks: duration_seconds is the evaluation's
+        # own time, comparable between runs, not ClearML's start-up (~1 s at first).
+        self._started = time.perf_counter()
+        self._ended: float | None = None
+
+    @property
+    def duration(self) -> float:
+        end = time.perf_counter() if self._ended is None else self._ended
+        return end - self._started
+
+    # -- the hot path -------------------------------------------------------
+    def add(self, item: Any) -> None:
+        """Record one yielded example (index = number of examples before it)."""
+        index = self.count
+        self.count = index + 1
+        if type(item) is float:
+            self._metric(self.settings.default_metric, index, item)
+        elif isinstance(item, Mapping):
+            self._add_mapping(index, item)
+        else:
+            self._add_other(index, item)
+
+    def _metric(self, name: str, index: int, value: float) -> None:
+        series = self.series.get(name)
+        if series is None:
+            series = self.series[name] = Series(index)
+        series.append(index, value)
+
+    def _add_mapping(self, index: int, item: Mapping[Any, Any]) -> None:
+        metrics, details, problems = split_mapping(item)
+        for name, value in metrics.items():
+            self._metric(name, index, value)
+        if details:
+            self.details.append((index, details))
+        for field, problem in problems:
+            self._skip(index, field, problem)
+
+    def _add_other(self, index: int, item: Any) -> None:
+        try:
+            number = as_number(item)
+        except InvalidValue as exc:
+            self._skip(index, None, str(exc))
+            return
+        if number is None:
+            self._skip(index, None, f"{type(item).__name__} is neither a number nor a mapping of metric -> number")
+            return
+        self._metric(self.settings.default_metric, index, number)
+
+    def _skip(self, index: int, field: str | None, message: str) -> None:
+        # Invalid values are skipped with a warning rather than raised: an
+        # hours-long evaluation must not die at example 900,000 over one value.
+        count, first = self.skipped.get(field, (0, ""))
+        if count == 0:
+            where = f"example {index}" if field is None else f"example {index}, field {field!r}"
+            first = f"{self.name}: {where}: {message}; value skipped"
+            warnings.warn(
+                f"tracked: {first} (further problems with this field are counted, not repeated)",
+                TrackedWarning,
+                stacklevel=4,
+            )
+        self.skipped[field] = (count + 1, first)
+
+    # -- the end ------------------------------------------------------------
+    def end(self, status: str, returned: Any = None, error: BaseException | None = None) -> EvalResult:
+        """Stop the clock, compute the final metrics and hand them to every sink once."""
+        from ._result import EvalResult
+        from ._summary import final_metrics
+
+        if self.result is not None:
+            return self.result
+        self._ended = time.perf_counter()
+        self.status, self.returned, self.error = status, returned, error
+        metrics = final_metrics(self)
+        self.result = EvalResult(self, metrics)
+        for sink in self.sinks:
+            sink.finish(self, self.result)
+        return self.result

@@ -1,0 +1,156 @@
+"""Numbers derived from a finished run: final metrics, progress points, running means.
+
+Imported when a run ends, not at ``import tracked``: it needs numpy, and
+vectorised arithmetic over the compact per-metric arrays is what keeps the
+end of a million-example run well under a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._values import InvalidValue, as_number
+from ._warn import warn
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._run import Run, Series
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def values_of(series: Series) -> FloatArray:
+    return np.frombuffer(series.values, dtype=np.float64) if len(series.values) else np.empty(0)
+
+
+def indices_of(series: Series) -> IntArray:
+    if series.indices is None:
+        return np.arange(series.start, series.start + len(series.values), dtype=np.int64)
+    return np.frombuffer(series.indices, dtype=np.int64) if len(series.indices) else np.empty(0, dtype=np.int64)
+
+
+def final_metrics(run: Run) -> dict[str, Any]:
+    """The run's final metrics, in the order they are shown.
+
+    Yielded metrics contribute their mean over finite values; the returned
+    mapping is merged over them (a returned value wins); then the values
+    tracked measures itself, unless the function returned its own.
+    """
+    metrics: dict[str, Any] = {}
+    for name, series in run.series.items():
+        values = values_of(series)
+        finite = np.isfinite(values)
+        nonfinite = int(values.size - np.count_nonzero(finite))
+        metrics[name] = float(values[finite].mean()) if nonfinite < values.size else math.nan
+        if nonfinite:
+            metrics[f"{name}_nonfinite_count"] = nonfinite
+            warn(
+                f"{run.name}: {nonfinite} of {values.size} values of {name!r} are NaN or infinite; "
+                "they are left out of its mean and of the progress chart",
+                stacklevel=2,
+            )
+    metrics.update(returned_metrics(run.returned, run.settings.default_metric, run.name))
+    if run.call.yields or run.count:
+        metrics.setdefault("num_examples", run.count)
+    elif run.call.dataset_num_eval is not None:
+        metrics.setdefault("num_examples", run.call.dataset_num_eval)
+    metrics.setdefault("duration_seconds", run.duration)
+    if run.call.model_size_bytes is not None:
+        metrics.setdefault("model_size_bytes", run.call.model_size_bytes)
+    if run.call.dataset_num_eval is not None:
+        metrics.setdefault("dataset_num_eval", run.call.dataset_num_eval)
+    skipped = sum(count for count, _first in run.skipped.values())
+    if skipped:
+        metrics.setdefault("skipped_values", skipped)
+    return metrics
+
+
+def returned_metrics(value: Any, default_metric: str, name: str) -> dict[str, Any]:
+    """The function's return value as a dict of final metrics.
+
+    A mapping is taken as is; a dataclass or anything with ``to_dict``
+    (a pandas Series) is converted; a bare number is the default metric.
+    Anything else is kept on the result (``result.returned``) and noted.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {str(k): v for k, v in dataclasses.asdict(value).items()}
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        try:
+            converted = to_dict()
+        except Exception:  # noqa: BLE001 - a foreign to_dict may fail any way
+            converted = None
+        if isinstance(converted, Mapping):
+            return {str(k): v for k, v in converted.items()}
+    try:
+        number = as_number(value)
+    except InvalidValue:
+        number = None
+    if number is not None:
+        return {default_metric: number}
+    warn(
+        f"{name} returned a {type(value).__name__}, not a mapping of final metrics; "
+        "it is kept as result.returned and not reported",
+        stacklevel=2,
+    )
+    return {}
+
+
+def progress_points(series: Series, max_points: int) -> tuple[IntArray, FloatArray, IntArray, FloatArray]:
+    """(iterations, values, iterations, running means) for one progress series.
+
+    Up to ``max_points`` examples, every finite value is its own point at its
+    own example index. Beyond that, each point is the mean of a contiguous
+    range of examples, placed at the range's last index, so the chart keeps
+    its shape at any size. NaN/inf never become points (ClearML would
+    silently write them as 0.0).
+    """
+    values = values_of(series)
+    index = indices_of(series)
+    finite = np.isfinite(values)
+    clean = np.where(finite, values, 0.0)
+    counts = np.cumsum(finite, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        running = np.cumsum(clean) / counts
+    if values.size <= max_points:
+        seen = counts > 0
+        return index[finite], values[finite], index[seen], running[seen]
+    starts = np.linspace(0, values.size, max_points + 1).astype(np.int64)[:-1]
+    ends = np.append(starts[1:], values.size) - 1
+    sums = np.add.reduceat(clean, starts)
+    numbers = np.add.reduceat(finite.astype(np.int64), starts)
+    has = numbers > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / numbers
+    seen = counts[ends] > 0
+    return index[ends][has], means[has], index[ends][seen], running[ends][seen]
+
+
+def examples_frame(run: Run) -> pd.DataFrame:
+    """Every example's scores and details, one row each, in yield order."""
+    import pandas as pd
+
+    columns: dict[str, Any] = {"index": np.arange(run.count, dtype=np.int64)}
+    for name, series in run.series.items():
+        column = np.full(run.count, np.nan)
+        column[indices_of(series)] = values_of(series)
+        columns[name] = column
+    frame: pd.DataFrame = pd.DataFrame(columns)
+    if run.details:
+        details = pd.DataFrame.from_records([d for _, d in run.details], index=[i for i, _ in run.details])
+        details = details.reindex(range(run.count))
+        for name in details.columns:
+            frame[name if name not in frame.columns else f"{name} (detail)"] = details[name].to_numpy()
+    return frame

@@ -1,0 +1,157 @@
+"""Read an offline ClearML session back: the one place that parses session files.
+
+A session is a folder ``<cache>/offline/<task-id>/`` (or its ``.zip``) with
+``task.json``, ``metrics.jsonl`` and ``log.jsonl``. Each line of the jsonl
+files is a JSON array: one batch of events as ClearML flushed it.
+
+    >>> s = read_session(result.session_dir)
+    >>> s.single_values["token_recall"], s.scalars["Training Progress"]["token_recall"][:3]
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: ClearML marks single values with this iteration, under the metric "Summary".
+SINGLE_VALUE_ITER = -(2**31)
+SINGLE_VALUE_METRIC = "Summary"
+
+
+class SessionError(ValueError):
+    """The path is not a readable offline session; the message says why."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table reported with ``Logger.report_table``, as ClearML stored it."""
+
+    title: str
+    series: str
+    header: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass
+class Session:
+    """What an offline session holds, parsed once."""
+
+    path: Path
+    task: dict[str, Any]
+    #: title -> series -> [(iteration, value)], in reported order.
+    scalars: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    #: name -> value (``Logger.report_single_value``).
+    single_values: dict[str, float] = field(default_factory=dict)
+    #: title -> table (the last one reported under that title).
+    tables: dict[str, Table] = field(default_factory=dict)
+    #: Console text (``report_text`` and captured output), one message per line group.
+    console: str = ""
+    #: Lines that could not be parsed (a truncated file, a crash mid-write).
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return str(self.task.get("id", self.path.name))
+
+    @property
+    def name(self) -> str:
+        return str(self.task.get("name", ""))
+
+    @property
+    def project(self) -> str:
+        return str(self.task.get("project_name", ""))
+
+    @property
+    def status(self) -> str:
+        """completed, failed or stopped as tracked recorded it; 'unknown' for other sessions."""
+        props = self.task.get("hyperparams", {}).get("properties", {})
+        return str(props.get("tracked_status", {}).get("value", "unknown"))
+
+    @property
+    def hyperparameters(self) -> dict[str, dict[str, str]]:
+        """section -> name -> value, as strings (ClearML stores them so)."""
+        return {
+            section: {name: str(entry.get("value", "")) for name, entry in params.items()}
+            for section, params in self.task.get("hyperparams", {}).items()
+        }
+
+
+def _batches(text: str, filename: str, problems: list[str]) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            batch = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{filename} line {number}: not JSON ({exc.msg})")
+            continue
+        for event in batch if isinstance(batch, list) else [batch]:
+            if isinstance(event, dict):
+                yield event
+
+
+def _files(path: Path) -> dict[str, str]:
+    names = ("task.json", "metrics.jsonl", "log.jsonl")
+    if path.is_dir():
+        return {name: (path / name).read_text(encoding="utf-8") for name in names if (path / name).is_file()}
+    if path.is_file():
+        try:
+            with zipfile.ZipFile(path) as archive:
+                found: dict[str, str] = {}
+                for info in archive.infolist():
+                    base = info.filename.rsplit("/", 1)[-1]
+                    if base in names and base not in found:
+                        found[base] = archive.read(info).decode("utf-8")
+                return found
+        except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
+            raise SessionError(f"{path}: not a readable session zip ({exc})") from None
+    raise SessionError(f"{path}: no such file or folder")
+
+
+def read_session(path: str | Path) -> Session:
+    """Parse the offline session at ``path`` (a session folder or its zip)."""
+    path = Path(path)
+    try:
+        files = _files(path)
+    except OSError as exc:
+        raise SessionError(f"{path}: cannot read ({exc})") from None
+    if "task.json" not in files:
+        raise SessionError(f"{path}: not an offline ClearML session (no task.json)")
+    try:
+        task = json.loads(files["task.json"])
+    except json.JSONDecodeError as exc:
+        raise SessionError(f"{path}: task.json is not valid JSON ({exc.msg})") from None
+    session = Session(path=path, task=task if isinstance(task, dict) else {})
+    for event in _batches(files.get("metrics.jsonl", ""), "metrics.jsonl", session.problems):
+        kind, title, series = event.get("type"), str(event.get("metric", "")), str(event.get("variant", ""))
+        if kind == "training_stats_scalar":
+            value = float(event.get("value", "nan"))
+            if title == SINGLE_VALUE_METRIC and event.get("iter") == SINGLE_VALUE_ITER:
+                session.single_values[series] = value
+            else:
+                session.scalars.setdefault(title, {}).setdefault(series, []).append((int(event.get("iter", 0)), value))
+        elif kind == "plot":
+            table = _table(title, series, event.get("plot_str", ""))
+            if table is not None:
+                session.tables[title] = table
+    messages = [str(e.get("msg", "")) for e in _batches(files.get("log.jsonl", ""), "log.jsonl", session.problems)]
+    session.console = "\n".join(messages)
+    return session
+
+
+def _table(title: str, series: str, plot_str: Any) -> Table | None:
+    try:
+        plot = json.loads(plot_str) if isinstance(plot_str, str) else plot_str
+        data = plot["data"][0]
+        if data.get("type") != "table":
+            return None
+        header = [h[0] if isinstance(h, list) and h else h for h in data["header"]["values"]]
+        columns = data["cells"]["values"]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    rows = [list(row) for row in zip(*columns, strict=False)]
+    return Table(title=title, series=series, header=[str(h) for h in header], rows=rows)

@@ -1,0 +1,203 @@
+"""The ClearML sink: one task per run (or the running one), reported when the run ends.
+
+ClearML is imported when the first run starts, not at ``import tracked``
+(it takes most of a second). Every ClearML call is guarded: a failure here
+is one warning, and the evaluation's result is returned all the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._warn import warn
+
+if TYPE_CHECKING:
+    from clearml import Logger, Task
+
+    from .._result import EvalResult
+    from .._run import Run
+
+#: Every key of ``auto_connect_frameworks``: a missing key counts as True,
+#: and ``False`` or ``{}`` would leave repository detection (``git status``
+#: and a network version check) on.
+_FRAMEWORKS = (
+    "detect_repository", "matplotlib", "tensorflow", "tensorboard", "pytorch", "xgboost", "scikit",
+    "fastai", "lightgbm", "hydra", "joblib", "megengine", "catboost", "gradio", "tfdefines",
+)  # fmt: skip
+_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+#: Series name of the final-metrics table under its title in PLOTS.
+TABLE_SERIES = "summary"
+RUNNING_MEAN = "{metric} (running mean)"
+
+
+def server_configured() -> bool:
+    """Whether ClearML has credentials (env vars or clearml.conf), as ClearML itself decides."""
+    from clearml.backend_api.session.defs import ENV_ACCESS_KEY, ENV_AUTH_TOKEN, ENV_SECRET_KEY
+    from clearml.config import config_obj
+
+    if ENV_AUTH_TOKEN.get() or ENV_ACCESS_KEY.get() or ENV_SECRET_KEY.get():
+        return True
+    return bool(
+        config_obj.get("api.credentials.access_key", None) or config_obj.get("api.credentials.secret_key", None)
+    )
+
+
+@contextlib.contextmanager
+def _process_untouched() -> Iterator[None]:
+    """Undo what ``Task.init`` does to the process beyond the flags that turn hooks off.
+
+    Task.init installs sys.excepthook, SIGINT/SIGTERM handlers and its own
+    sys.exit, and seeds random/numpy/torch; the user's evaluation must run
+    in the process it would have had without tracked.
+    """
+    from clearml import Task
+
+    saved_hooks = (sys.excepthook, sys.exit, sys.stdout, sys.stderr)
+    in_main = threading.current_thread() is threading.main_thread()
+    saved_signals = {s: signal.getsignal(s) for s in _SIGNALS} if in_main else {}
+    saved_seed = getattr(Task, "_random_seed", None)
+    Task.set_random_seed(None)
+    try:
+        yield
+    finally:
+        sys.excepthook, sys.exit, sys.stdout, sys.stderr = saved_hooks
+        for sig, handler in saved_signals.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
+        Task.set_random_seed(saved_seed)
+
+
+def log_metrics(logger: Logger, metrics: Mapping[str, Any], title: str = "Final Metrics") -> None:
+    """Final metrics as single values (never scalars at iteration 0), and all of them in one table.
+
+    The seed's ``log_metrics_to_clearml``, for code that does not use the
+    decorator: ``log_metrics(task.get_logger(), {"token_recall": 0.67})``.
+
+    NaN and infinite numbers are not reported as single values (ClearML
+    would write them as 0.0); the table shows them as text.
+    """
+    import math
+
+    import pandas as pd
+
+    from .._values import InvalidValue, as_number
+
+    rows = []
+    for name, value in metrics.items():
+        try:
+            number = as_number(value)
+        except InvalidValue:
+            number = None
+        if number is not None and math.isfinite(number):
+            logger.report_single_value(name=str(name), value=number)
+        cell: Any = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
+        if isinstance(cell, float) and not math.isfinite(cell):
+            cell = str(cell)
+        rows.append({"Metric": str(name), "Value": cell})
+    table = pd.DataFrame(rows, columns=["Metric", "Value"])
+    logger.report_table(title=title, series=TABLE_SERIES, iteration=0, table_plot=table)
+
+
+class ClearMLSink:
+    """Opens (or joins) the ClearML task at the start of a run, reports and closes it at the end."""
+
+    def __init__(self) -> None:
+        self.task: Task | None = None
+        self.owned = False
+        self._offline_before: bool | None = None
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        warn(
+            f"ClearML {what} failed ({type(exc).__name__}: {exc}); the evaluation goes on and its result is returned",
+            stacklevel=2,
+        )
+
+    def start(self, run: Run) -> None:
+        try:
+            self._open(run)
+        except Exception as exc:  # noqa: BLE001 - ClearML must never break the evaluation
+            self.task = None
+            self._fail("task creation", exc)
+
+    def _open(self, run: Run) -> None:
+        from clearml import Task
+
+        current: Task | None = Task.current_task()
+        if current is not None:
+            self.task = current
+            return
+        offline = run.settings.offline
+        if offline is None:
+            offline = not server_configured()
+        self._offline_before = Task.is_offline()
+        if offline != self._offline_before:
+            Task.set_offline(offline)
+        # The forked reporter costs 1-3 ms per event and ~10 s at close;
+        # in-process it is ~25 us and ~0.02 s. Class attribute, read by Task.init.
+        Task._report_subprocess_enabled = False  # type: ignore[assignment]
+        with _process_untouched():
+            self.task = Task.init(
+                project_name=run.settings.project,
+                task_name=run.settings.task_name or run.name,
+                reuse_last_task_id=False,
+                auto_connect_arg_parser=False,
+                auto_connect_frameworks=dict.fromkeys(_FRAMEWORKS, False),
+                auto_resource_monitoring=False,
+                auto_connect_streams=False,
+            )
+        self.owned = True
+
+    def finish(self, run: Run, result: EvalResult) -> None:
+        task = self.task
+        if task is None:
+            return
+        from .console import summary_text
+
+        result._task_id = str(task.id)
+        try:
+            logger = task.get_logger()
+            self._report_progress(logger, run)
+            log_metrics(logger, result, run.settings.table_title)
+            logger.report_text(summary_text(run, result), print_console=False)
+            task.set_user_properties(tracked_status=run.status)
+            logger.flush()
+        except Exception as exc:  # noqa: BLE001
+            self._fail("reporting", exc)
+        if self.owned:
+            self._close(task, run, result)
+
+    def _report_progress(self, logger: Logger, run: Run) -> None:
+        from .._summary import progress_points
+
+        title = run.settings.progress_title
+        for name, series in run.series.items():
+            iterations, values, mean_iterations, means = progress_points(series, run.settings.max_points)
+            for iteration, value in zip(iterations.tolist(), values.tolist(), strict=True):
+                logger.report_scalar(title=title, series=name, value=value, iteration=iteration)
+            running = RUNNING_MEAN.format(metric=name)
+            for iteration, value in zip(mean_iterations.tolist(), means.tolist(), strict=True):
+                logger.report_scalar(title=title, series=running, value=value, iteration=iteration)
+
+    def _close(self, task: Task, run: Run, result: EvalResult) -> None:
+        from clearml import Task as TaskClass
+
+        try:
+            folder = task.get_offline_mode_folder() if TaskClass.is_offline() else None
+            task.close()
+            if run.status == "failed":
+                task.mark_failed(status_reason=f"{type(run.error).__name__}: {run.error}"[:200], force=True)
+            elif run.status == "stopped":
+                task.mark_stopped(force=True)
+            if folder is not None:
+                result._session_dir = Path(folder)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("closing the task", exc)
+        finally:
+            if self._offline_before is not None and TaskClass.is_offline() != self._offline_before:
+                TaskClass.set_offline(self._offline_before)

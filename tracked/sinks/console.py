@@ -1,0 +1,68 @@
+"""The run's readable summary: final metrics and the first examples with their details."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._result import EvalResult
+    from .._run import Run
+
+_DETAIL_WIDTH = 80
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.4g}"
+
+
+def _clip(text: str) -> str:
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= _DETAIL_WIDTH else text[: _DETAIL_WIDTH - 1] + "…"
+
+
+def summary_text(run: Run, result: EvalResult) -> str:
+    """The summary shown in the terminal and in ClearML's CONSOLE tab."""
+    lines = [f"tracked: {run.name} {run.status} in {run.duration:.3f} s, {run.count} examples"]
+    width = max((len(name) for name in result), default=0)
+    lines += [f"  {name:<{width}}  {format_value(value)}" for name, value in result.items()]
+    shown = min(run.settings.console_examples, run.count)
+    if shown:
+        lines.append(f"first {shown} example{'s' if shown != 1 else ''}:")
+        details = dict(run.details[:shown])
+        for index in range(shown):
+            values = ((name, series.value_at(index)) for name, series in run.series.items())
+            scores = [f"{name}={format_value(value)}" for name, value in values if value is not None]
+            fields = [f"{key}={_clip(text)!s}" for key, text in details.get(index, {}).items()]
+            lines.append(f"  #{index}  " + "  ".join(scores + fields))
+    if run.skipped:
+        for count, first in run.skipped.values():
+            lines.append(f"skipped {count} value{'s' if count != 1 else ''}; first: {first}")
+    if run.error is not None:
+        lines.append(f"error: {type(run.error).__name__}: {_clip(str(run.error))}")
+    return "\n".join(lines)
+
+
+class ConsoleSink:
+    """Prints the summary and where the run went to stdout, after ClearML is done."""
+
+    def start(self, run: Run) -> None:
+        pass
+
+    def finish(self, run: Run, result: EvalResult) -> None:
+        if not run.settings.verbose:
+            return
+        text = summary_text(run, result)
+        if result.session_dir is not None:
+            text += f"\noffline session: {result.session_dir}"
+            text += f"\nupload it later: clearml-task --import-offline-session {result.session_dir}.zip"
+        elif result.task_id is not None:
+            text += f"\nClearML task: {result.task_id}"
+        print(text, file=sys.stdout, flush=True)
