@@ -155,8 +155,10 @@ def test_result_is_a_read_only_mapping_with_run_details() -> None:
         result["score"] = 1.0  # type: ignore[index]
     assert list(result.examples["score"]) == SCORES
     assert list(result.examples["index"]) == [0, 1, 2, 3]
-    assert result.task_id is not None and result.task_id.startswith("offline-")
-    assert result.session_dir is not None and result.session_dir.name == result.task_id
+    assert result.task_id is not None
+    assert result.task_id.startswith("offline-")
+    assert result.session_dir is not None
+    assert result.session_dir.name == result.task_id
     assert result.status == "completed"
     assert result.metrics == dict(result)
 

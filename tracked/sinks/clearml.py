@@ -8,6 +8,8 @@ is one warning, and the evaluation's result is returned all the same.
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 import signal
 import sys
 import threading
@@ -63,9 +65,17 @@ def _process_untouched() -> Iterator[None]:
     saved_signals = {s: signal.getsignal(s) for s in _SIGNALS} if in_main else {}
     saved_seed = getattr(Task, "_random_seed", None)
     Task.set_random_seed(None)
+    saved_random = random.getstate()
+    numpy_random = sys.modules.get("numpy.random")
+    saved_numpy = numpy_random.get_state() if numpy_random is not None else None
     try:
         yield
     finally:
+        # ClearML draws from the global generators while it starts; the user's
+        # evaluation must see the same random numbers with or without tracked.
+        random.setstate(saved_random)
+        if numpy_random is not None:
+            numpy_random.set_state(saved_numpy)
         sys.excepthook, sys.exit, sys.stdout, sys.stderr = saved_hooks
         for sig, handler in saved_signals.items():
             if handler is not None and signal.getsignal(sig) is not handler:
@@ -111,6 +121,7 @@ class ClearMLSink:
         self.task: Task | None = None
         self.owned = False
         self._offline_before: bool | None = None
+        self._environ_before: dict[str, str] | None = None
 
     def _fail(self, what: str, exc: BaseException) -> None:
         warn(
@@ -135,6 +146,7 @@ class ClearMLSink:
         offline = run.settings.offline
         if offline is None:
             offline = not server_configured()
+        self._environ_before = _clearml_environ()
         self._offline_before = Task.is_offline()
         if offline != self._offline_before:
             Task.set_offline(offline)
@@ -201,3 +213,17 @@ class ClearMLSink:
         finally:
             if self._offline_before is not None and TaskClass.is_offline() != self._offline_before:
                 TaskClass.set_offline(self._offline_before)
+            if self._environ_before is not None:
+                _restore_clearml_environ(self._environ_before)
+
+
+def _clearml_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(("CLEARML_", "TRAINS_"))}
+
+
+def _restore_clearml_environ(before: dict[str, str]) -> None:
+    # Task.init leaves CLEARML_OFFLINE_MODE and CLEARML_PROC_MASTER_ID behind;
+    # a child process inheriting them takes itself for part of a closed task.
+    for key in _clearml_environ().keys() - before.keys():
+        del os.environ[key]
+    os.environ.update(before)

@@ -30,7 +30,8 @@ def _clip(text: str) -> str:
 
 def summary_text(run: Run, result: EvalResult) -> str:
     """The summary shown in the terminal and in ClearML's CONSOLE tab."""
-    lines = [f"tracked: {run.name} {run.status} in {run.duration:.3f} s, {run.count} examples"]
+    plural = "" if run.count == 1 else "s"
+    lines = [f"tracked: {run.name} {run.status} in {run.duration:.3f} s, {run.count} example{plural}"]
     width = max((len(name) for name in result), default=0)
     lines += [f"  {name:<{width}}  {format_value(value)}" for name, value in result.items()]
     shown = min(run.settings.console_examples, run.count)

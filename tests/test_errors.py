@@ -1,0 +1,179 @@
+"""The user's exceptions pass through untouched; tracked's own failures never break the evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tracked import TrackedWarning, read_session, tracked_eval
+
+
+class EvalError(Exception):
+    pass
+
+
+def sessions(cache: Path) -> list[Path]:
+    return sorted(p for p in (cache / "offline").iterdir() if p.is_dir())
+
+
+def test_exception_reaches_the_caller_unchanged_and_the_partial_run_is_reported(clearml_cache: Path) -> None:
+    """Same exception object; examples so far stay reported; partial final metrics; status failed."""
+    error = EvalError("example 3 is broken")
+
+    @tracked_eval
+    def evaluate() -> Iterator[float]:
+        yield 1.0
+        yield 0.0
+        yield 0.5
+        raise error
+
+    with pytest.raises(EvalError) as caught:
+        evaluate()
+    assert caught.value is error
+    assert caught.value.__traceback__ is not None
+    frames = []
+    tb = caught.value.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert frames[-1] == "evaluate"  # the raising frame is still the user's
+    (folder,) = sessions(clearml_cache)
+    session = read_session(folder)
+    assert session.status == "failed"
+    assert session.scalars["Training Progress"]["score"] == [(0, 1.0), (1, 0.0), (2, 0.5)]
+    assert session.single_values["num_examples"] == 3
+    assert session.single_values["score"] == 0.5
+    assert "duration_seconds" in session.single_values
+    assert "EvalError: example 3 is broken" in session.console
+
+
+def test_plain_and_async_exceptions_pass_through(clearml_cache: Path) -> None:
+    """Plain functions and coroutines: the same object reaches the caller; each run is marked failed."""
+    error = EvalError("bad")
+
+    @tracked_eval
+    def plain() -> dict[str, float]:
+        raise error
+
+    @tracked_eval
+    async def coroutine() -> dict[str, float]:
+        await asyncio.sleep(0)
+        raise error
+
+    @tracked_eval
+    async def agen() -> AsyncIterator[float]:
+        yield 1.0
+        raise error
+
+    with pytest.raises(EvalError) as first:
+        plain()
+    with pytest.raises(EvalError) as second:
+        asyncio.run(coroutine())
+    with pytest.raises(EvalError) as third:
+        asyncio.run(agen())
+    assert first.value is second.value is third.value is error
+    statuses = [read_session(f).status for f in sessions(clearml_cache)]
+    assert statuses == ["failed"] * 3
+
+
+def test_generator_raising_on_its_first_step_reports_zero_examples(clearml_cache: Path) -> None:
+    """An evaluation that fails before yielding still leaves a failed run with num_examples 0."""
+
+    @tracked_eval
+    def evaluate() -> Iterator[float]:
+        raise EvalError("no data")
+        yield 1.0
+
+    with pytest.raises(EvalError):
+        evaluate()
+    (folder,) = sessions(clearml_cache)
+    assert read_session(folder).single_values["num_examples"] == 0
+
+
+def test_keyboard_interrupt_marks_the_run_stopped_and_propagates(clearml_cache: Path) -> None:
+    """Ctrl-C: the partial run is saved as stopped and the KeyboardInterrupt carries on."""
+
+    @tracked_eval
+    def evaluate() -> Iterator[float]:
+        yield 1.0
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate()
+    (folder,) = sessions(clearml_cache)
+    session = read_session(folder)
+    assert session.status == "stopped"
+    assert session.single_values["num_examples"] == 1
+
+
+def test_clearml_failure_is_one_warning_and_the_result_is_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If ClearML cannot create a task, the evaluation still runs and returns its metrics."""
+    from clearml import Task
+
+    def broken_init(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("clearml is down")
+
+    monkeypatch.setattr(Task, "init", broken_init)
+
+    @tracked_eval
+    def evaluate() -> Iterator[float]:
+        yield 1.0
+        yield 0.0
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate()
+    ours = [w for w in caught if issubclass(w.category, TrackedWarning)]
+    assert len(ours) == 1
+    assert "clearml is down" in str(ours[0].message)
+    assert result["score"] == 0.5
+    assert result.task_id is None
+
+
+def test_clearml_report_failure_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report call that raises inside ClearML costs a warning, not the result."""
+    from clearml import Logger
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Logger, "report_single_value", broken)
+
+    @tracked_eval
+    def evaluate() -> dict[str, float]:
+        return {"accuracy": 0.9}
+
+    with pytest.warns(TrackedWarning, match="disk full"):
+        result = evaluate()
+    assert result["accuracy"] == 0.9
+    assert result.session_dir is not None  # the task was still closed and saved
+
+
+def test_process_hooks_are_left_as_they_were() -> None:
+    """Task.init's excepthook, signal handlers, sys.exit, streams and seeding do not stay behind."""
+    import os
+    import random
+    import signal
+    import sys
+
+    environ = dict(os.environ)
+    before = (sys.excepthook, sys.exit, sys.stdout, sys.stderr, signal.getsignal(signal.SIGINT),
+              signal.getsignal(signal.SIGTERM))  # fmt: skip
+    random.seed(42)
+    expected = random.random()
+    random.seed(42)
+
+    @tracked_eval
+    def evaluate() -> Iterator[float]:
+        yield random.random()
+
+    result = evaluate()
+    assert result["score"] == expected  # not re-seeded with ClearML's 1337
+    after = (sys.excepthook, sys.exit, sys.stdout, sys.stderr, signal.getsignal(signal.SIGINT),
+             signal.getsignal(signal.SIGTERM))  # fmt: skip
+    assert after == before
+    assert dict(os.environ) == environ  # no CLEARML_OFFLINE_MODE / PROC_MASTER_ID left for child processes

@@ -1,0 +1,122 @@
+"""lazy=True: the caller iterates; items, send/throw/close and the return value pass as with `yield from`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Generator
+
+import pytest
+
+from tracked import read_session, tracked_eval
+
+
+@tracked_eval(lazy=True)
+def echo() -> Generator[float, float | None, dict[str, str]]:
+    """Yields what it is sent, doubled; returns a marker."""
+    value = yield 0.0
+    while value is not None:
+        try:
+            value = yield value * 2
+        except KeyError:
+            value = yield -1.0
+    return {"note": "done"}
+
+
+def test_items_pass_through_unchanged_and_the_run_ends_with_the_generator() -> None:
+    """next/send yield the generator's items; StopIteration carries its return value; the run is reported."""
+    gen = echo()
+    assert next(gen) == 0.0
+    assert gen.send(1.5) == 3.0
+    assert gen.send(2.0) == 4.0
+    with pytest.raises(StopIteration) as stop:
+        gen.send(None)
+    assert stop.value.value == {"note": "done"}
+    result = gen.result  # type: ignore[attr-defined]
+    assert result["num_examples"] == 3
+    assert result["note"] == "done"
+    chart = read_session(result.session_dir).scalars["Training Progress"]["score"]
+    assert chart == [(0, 0.0), (1, 3.0), (2, 4.0)]
+
+
+def test_throw_is_forwarded_and_its_handling_yields() -> None:
+    """throw() reaches the user's generator; what it yields in response is the next example."""
+    gen = echo()
+    next(gen)
+    assert gen.send(1.0) == 2.0
+    assert gen.throw(KeyError("x")) == -1.0
+    with pytest.raises(ValueError, match="boom"):
+        gen.throw(ValueError("boom"))
+    result = gen.result  # type: ignore[attr-defined]
+    assert result.status == "failed"
+    assert result["num_examples"] == 3
+
+
+def test_close_records_what_was_consumed() -> None:
+    """close() ends the run as stopped with the examples consumed so far."""
+    gen = echo()
+    next(gen)
+    gen.send(1.0)
+    gen.close()
+    result = gen.result  # type: ignore[attr-defined]
+    assert result.status == "stopped"
+    assert result["num_examples"] == 2
+    assert read_session(result.session_dir).status == "stopped"
+
+
+def test_break_out_of_a_for_loop_then_garbage_collection_records_the_run() -> None:
+    """An abandoned lazy generator is closed when collected; its partial run is saved."""
+
+    @tracked_eval(lazy=True)
+    def count() -> Generator[float, None, None]:
+        for i in range(100):
+            yield float(i)
+
+    gen = count()
+    for item in gen:
+        if item == 4.0:
+            break
+    result = gen.result  # type: ignore[attr-defined]
+    del gen
+    import gc
+
+    gc.collect()
+    assert result is None or result["num_examples"] == 5
+
+
+def test_lazy_async_generator_forwards_items_and_aclose() -> None:
+    """An async generator with lazy=True is iterated by the caller; aclose() records the partial run."""
+
+    @tracked_eval(lazy=True)
+    async def numbers() -> AsyncIterator[float]:
+        for i in range(10):
+            yield float(i)
+
+    async def consume() -> object:
+        agen = numbers()
+        got = [await agen.__anext__() for _ in range(3)]
+        assert got == [0.0, 1.0, 2.0]
+        await agen.aclose()
+        return agen.result  # type: ignore[attr-defined]
+
+    result = asyncio.run(consume())
+    assert result["num_examples"] == 3  # type: ignore[index]
+    assert result.status == "stopped"  # type: ignore[attr-defined]
+
+
+def test_lazy_async_generator_runs_to_the_end() -> None:
+    """async for over a lazy async generator sees every item, and the run completes."""
+
+    @tracked_eval(lazy=True)
+    async def numbers() -> AsyncIterator[float]:
+        for i in range(4):
+            yield float(i)
+
+    async def consume() -> tuple[list[float], object]:
+        agen = numbers()
+        items = [x async for x in agen]
+        return items, agen.result  # type: ignore[attr-defined]
+
+    items, result = asyncio.run(consume())
+    assert items == [0.0, 1.0, 2.0, 3.0]
+    assert result["score"] == 1.5  # type: ignore[index]
+    assert result.status == "completed"  # type: ignore[attr-defined]

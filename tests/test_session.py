@@ -1,0 +1,59 @@
+"""The session reader: folders, zips, and what is not a session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tracked import SessionError, read_session, tracked_eval
+
+
+@tracked_eval
+def two() -> list[float]:
+    return {"accuracy": 0.5}  # type: ignore[return-value]
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
+    """A path that does not exist names itself in the error."""
+    with pytest.raises(SessionError, match="no such file"):
+        read_session(tmp_path / "nope")
+
+
+def test_folder_that_is_not_a_session(tmp_path: Path) -> None:
+    """A folder without task.json is not a session."""
+    with pytest.raises(SessionError, match="not an offline ClearML session"):
+        read_session(tmp_path)
+
+
+def test_corrupt_zip(tmp_path: Path) -> None:
+    """A file that is not a zip is reported as such."""
+    bad = tmp_path / "x.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(SessionError, match="not a readable session zip"):
+        read_session(bad)
+
+
+def test_truncated_metrics_file_keeps_what_is_readable() -> None:
+    """A half-written last line (a crash mid-write) is noted; earlier batches are still read."""
+    folder = two().session_dir
+    assert folder is not None
+    metrics = folder / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '[{"type": "training_stats_scalar", "metr', encoding="utf-8")
+    session = read_session(folder)
+    assert session.single_values["accuracy"] == 0.5
+    assert len(session.problems) == 1
+    assert "metrics.jsonl" in session.problems[0]
+
+
+def test_hyperparameters_and_status_are_read(tmp_path: Path) -> None:
+    """task.json's properties give the status; other sessions read as 'unknown'."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "task.json").write_text(json.dumps({"id": "offline-1", "name": "n"}), encoding="utf-8")
+    session = read_session(folder)
+    assert session.status == "unknown"
+    assert session.id == "offline-1"
+    assert session.scalars == {}
+    assert session.console == ""
