@@ -154,7 +154,8 @@ def test_result_is_a_read_only_mapping_with_run_details() -> None:
     with pytest.raises(TypeError):
         result["score"] = 1.0  # type: ignore[index]
     assert list(result.examples["score"]) == SCORES
-    assert list(result.examples["index"]) == [0, 1, 2, 3]
+    assert list(result.examples.index) == [0, 1, 2, 3]
+    assert result.examples.index.name == "index"
     assert result.task_id is not None
     assert result.task_id.startswith("offline-")
     assert result.session_dir is not None

@@ -60,7 +60,7 @@ def test_details_are_not_metrics_and_appear_in_the_console() -> None:
     assert "id=q1" in session.console
     assert "ok" in session.console
     assert "num_examples" in session.console
-    assert list(result.examples.columns) == ["index", "ok", "prediction", "reference", "id"]
+    assert list(result.examples.columns) == ["ok", "prediction", "reference", "id"]
 
 
 def test_summary_is_printed_with_the_session_location(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._options import Settings
-from ._values import InvalidValue, as_number, split_mapping
+from ._values import TENSOR_BATCH, InvalidValue, as_detail, as_number, is_scalar_tensor, tensors_to_floats
 from ._warn import TrackedWarning
 
 if TYPE_CHECKING:
@@ -32,16 +32,21 @@ class Series:
 
     Example indices are stored only once the metric skips an example
     (a mapping without that field), so the common case costs no index array.
+    Tensors wait in ``pending`` and are moved to the host in batches: one
+    device synchronisation per batch instead of one per example.
     """
 
-    __slots__ = ("indices", "start", "values")
+    __slots__ = ("indices", "pending", "start", "values")
 
     def __init__(self, start: int) -> None:
         self.start = start
         self.values = array("d")
         self.indices: array[int] | None = None
+        self.pending: list[tuple[int, Any]] = []
 
     def append(self, index: int, value: float) -> None:
+        if self.pending:
+            self.flush()
         if self.indices is None:
             if index == self.start + len(self.values):
                 self.values.append(value)
@@ -49,6 +54,17 @@ class Series:
             self.indices = array("q", range(self.start, self.start + len(self.values)))
         self.indices.append(index)
         self.values.append(value)
+
+    def defer(self, index: int, tensor: Any) -> None:
+        self.pending.append((index, tensor))
+        if len(self.pending) >= TENSOR_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move pending tensors to the host, all at once, and append their values."""
+        pending, self.pending = self.pending, []
+        for (index, _), value in zip(pending, tensors_to_floats([t for _, t in pending]), strict=True):
+            self.append(index, value)
 
     def value_at(self, index: int) -> float | None:
         """This metric's value for example ``index``, or None when the example lacks it."""
@@ -99,7 +115,7 @@ class Run:
         elif isinstance(item, Mapping):
             self._add_mapping(index, item)
         else:
-            self._add_other(index, item)
+            self._add_value(index, None, self.settings.default_metric, item)
 
     def _metric(self, name: str, index: int, value: float) -> None:
         series = self.series.get(name)
@@ -108,24 +124,38 @@ class Run:
         series.append(index, value)
 
     def _add_mapping(self, index: int, item: Mapping[Any, Any]) -> None:
-        metrics, details, problems = split_mapping(item)
-        for name, value in metrics.items():
-            self._metric(name, index, value)
+        details: dict[str, str] | None = None
+        for key, value in item.items():
+            if type(value) is float:  # the common case, kept to one type check
+                self._metric(key if type(key) is str else str(key), index, value)
+            elif value is not None:  # None: this example has no such metric
+                name = key if type(key) is str else str(key)
+                if self._add_value(index, name, name, value) is False:
+                    if details is None:
+                        details = {}
+                    details[name] = as_detail(value)
         if details:
             self.details.append((index, details))
-        for field, problem in problems:
-            self._skip(index, field, problem)
 
-    def _add_other(self, index: int, item: Any) -> None:
+    def _add_value(self, index: int, field: str | None, name: str, value: Any) -> bool:
+        """Record a value that is not a plain float; False when it is not numeric (a detail)."""
+        if is_scalar_tensor(value):
+            series = self.series.get(name)
+            if series is None:
+                series = self.series[name] = Series(index)
+            series.defer(index, value)
+            return True
         try:
-            number = as_number(item)
+            number = as_number(value)
         except InvalidValue as exc:
-            self._skip(index, None, str(exc))
-            return
+            self._skip(index, field, str(exc))
+            return True
         if number is None:
-            self._skip(index, None, f"{type(item).__name__} is neither a number nor a mapping of metric -> number")
-            return
-        self._metric(self.settings.default_metric, index, number)
+            if field is None:
+                self._skip(index, None, f"{type(value).__name__} is neither a number nor a mapping of metric -> number")
+            return field is None
+        self._metric(name, index, number)
+        return True
 
     def _skip(self, index: int, field: str | None, message: str) -> None:
         # Invalid values are skipped with a warning rather than raised: an
@@ -151,6 +181,9 @@ class Run:
             return self.result
         self._ended = time.perf_counter()
         self.status, self.returned, self.error = status, returned, error
+        for series in self.series.values():
+            if series.pending:
+                series.flush()
         metrics = final_metrics(self)
         self.result = EvalResult(self, metrics)
         for sink in self.sinks:

@@ -49,8 +49,10 @@ def final_metrics(run: Run) -> dict[str, Any]:
         values = values_of(series)
         finite = np.isfinite(values)
         nonfinite = int(values.size - np.count_nonzero(finite))
-        metrics[name] = float(values[finite].mean()) if nonfinite < values.size else math.nan
-        if nonfinite:
+        if not nonfinite:
+            metrics[name] = float(values.mean())  # no copy: the common case at a million examples
+        else:
+            metrics[name] = float(values[finite].mean()) if nonfinite < values.size else math.nan
             metrics[f"{name}_nonfinite_count"] = nonfinite
             warn(
                 f"{run.name}: {nonfinite} of {values.size} values of {name!r} are NaN or infinite; "
@@ -114,40 +116,48 @@ def progress_points(series: Series, max_points: int) -> tuple[IntArray, FloatArr
     Up to ``max_points`` examples, every finite value is its own point at its
     own example index. Beyond that, each point is the mean of a contiguous
     range of examples, placed at the range's last index, so the chart keeps
-    its shape at any size. NaN/inf never become points (ClearML would
-    silently write them as 0.0).
+    its shape at any size; the running mean is then taken at the same
+    indices, from per-range sums, so no full-length temporaries are made.
+    NaN/inf never become points (ClearML would silently write them as 0.0).
     """
     values = values_of(series)
-    index = indices_of(series)
     finite = np.isfinite(values)
-    clean = np.where(finite, values, 0.0)
-    counts = np.cumsum(finite, dtype=np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        running = np.cumsum(clean) / counts
+    all_finite = bool(finite.all())
+    clean = values if all_finite else np.where(finite, values, 0.0)
     if values.size <= max_points:
+        counts = np.cumsum(finite, dtype=np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            running = np.cumsum(clean) / counts
         seen = counts > 0
+        index = indices_of(series)
         return index[finite], values[finite], index[seen], running[seen]
     starts = np.linspace(0, values.size, max_points + 1).astype(np.int64)[:-1]
     ends = np.append(starts[1:], values.size) - 1
     sums = np.add.reduceat(clean, starts)
-    numbers = np.add.reduceat(finite.astype(np.int64), starts)
-    has = numbers > 0
+    numbers = np.diff(np.append(starts, values.size)) if all_finite else np.add.reduceat(finite, starts, dtype=np.int64)
+    cumulative = np.cumsum(numbers)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / numbers
-    seen = counts[ends] > 0
-    return index[ends][has], means[has], index[ends][seen], running[ends][seen]
+        running = np.cumsum(sums) / cumulative
+    has, seen = numbers > 0, cumulative > 0
+    # Example indices of the range ends only: a dense series never needs its full index array.
+    at_ends = ends + series.start if series.indices is None else indices_of(series)[ends]
+    return at_ends[has], means[has], at_ends[seen], running[seen]
 
 
 def examples_frame(run: Run) -> pd.DataFrame:
-    """Every example's scores and details, one row each, in yield order."""
+    """Every example's scores and details, one row per example (index = example index)."""
     import pandas as pd
 
-    columns: dict[str, Any] = {"index": np.arange(run.count, dtype=np.int64)}
+    columns: dict[str, Any] = {}
     for name, series in run.series.items():
-        column = np.full(run.count, np.nan)
-        column[indices_of(series)] = values_of(series)
-        columns[name] = column
-    frame: pd.DataFrame = pd.DataFrame(columns)
+        if series.indices is None and series.start == 0 and len(series.values) == run.count:
+            columns[name] = values_of(series)  # a view of the run's own array: no copy
+        else:
+            column = np.full(run.count, np.nan)
+            column[indices_of(series)] = values_of(series)
+            columns[name] = column
+    frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
     if run.details:
         details = pd.DataFrame.from_records([d for _, d in run.details], index=[i for i, _ in run.details])
         details = details.reindex(range(run.count))

@@ -8,7 +8,7 @@ kept as text and never interpreted.
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,29 +50,32 @@ def as_detail(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def is_finite(value: float) -> bool:
-    return math.isfinite(value)
+#: Tensors moved to the host per batch (one device synchronisation each).
+TENSOR_BATCH = 4096
 
 
-def split_mapping(item: Mapping[Any, Any]) -> tuple[dict[str, float], dict[str, str], list[tuple[str, str]]]:
-    """(metrics, details, [(field, problem)]) of one mapping item."""
-    metrics: dict[str, float] = {}
-    details: dict[str, str] = {}
-    problems: list[tuple[str, str]] = []
-    for key, value in item.items():
-        name = key if isinstance(key, str) else str(key)
-        if value is None:
-            continue  # a metric this example does not have
+def is_scalar_tensor(value: Any) -> bool:
+    """A torch tensor of one element with no dimensions (CPU or any device); torch is never imported."""
+    return type(value).__module__ == "torch" and getattr(value, "ndim", None) == 0
+
+
+def tensors_to_floats(tensors: list[Any]) -> list[float]:
+    """Floats of scalar tensors: stacked and copied to the host once, not once per example."""
+    torch = sys.modules.get("torch")
+    if torch is not None and len(tensors) > 1:
         try:
-            number = as_number(value)
-        except InvalidValue as exc:
-            problems.append((name, str(exc)))
-            continue
-        if number is None:
-            details[name] = as_detail(value)
-        else:
-            metrics[name] = number
-    return metrics, details, problems
+            by_device: dict[Any, list[int]] = {}
+            for position, tensor in enumerate(tensors):
+                by_device.setdefault(tensor.device, []).append(position)
+            out = [0.0] * len(tensors)
+            for positions in by_device.values():
+                stacked = torch.stack([tensors[p].detach() for p in positions]).to("cpu", torch.float64)
+                for p, value in zip(positions, stacked.tolist(), strict=True):
+                    out[p] = value
+            return out
+        except Exception:  # noqa: BLE001 - odd dtypes (complex, bool mixes): fall back to one by one
+            pass
+    return [float(t) for t in tensors]
 
 
 def _short(value: Any, limit: int = 40) -> str:

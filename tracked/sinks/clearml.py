@@ -174,8 +174,9 @@ class ClearMLSink:
         result._task_id = str(task.id)
         try:
             logger = task.get_logger()
-            self._report_progress(logger, run)
+            self._report_progress(task, logger, run)
             log_metrics(logger, result, run.settings.table_title)
+            self._save_examples(task, result)
             logger.report_text(summary_text(run, result), print_console=False)
             task.set_user_properties(tracked_status=run.status)
             logger.flush()
@@ -184,17 +185,39 @@ class ClearMLSink:
         if self.owned:
             self._close(task, run, result)
 
-    def _report_progress(self, logger: Logger, run: Run) -> None:
+    def _report_progress(self, task: Task, logger: Logger, run: Run) -> None:
         from .._summary import progress_points
 
         title = run.settings.progress_title
+        folder = task.get_offline_mode_folder()
+        offline = None if folder is None else _OfflineScalars(Path(folder), str(task.id), title, logger)
         for name, series in run.series.items():
             iterations, values, mean_iterations, means = progress_points(series, run.settings.max_points)
-            for iteration, value in zip(iterations.tolist(), values.tolist(), strict=True):
-                logger.report_scalar(title=title, series=name, value=value, iteration=iteration)
-            running = RUNNING_MEAN.format(metric=name)
-            for iteration, value in zip(mean_iterations.tolist(), means.tolist(), strict=True):
-                logger.report_scalar(title=title, series=running, value=value, iteration=iteration)
+            for series_name, xs, ys in (
+                (name, iterations, values),
+                (RUNNING_MEAN.format(metric=name), mean_iterations, means),
+            ):
+                if offline is not None:
+                    offline.write(series_name, xs.tolist(), ys.tolist())
+                    continue
+                for iteration, value in zip(xs.tolist(), ys.tolist(), strict=True):
+                    logger.report_scalar(title=title, series=series_name, value=value, iteration=iteration)
+
+    def _save_examples(self, task: Task, result: EvalResult) -> None:
+        """Every example's scores and details, as the artifact ``examples``.
+
+        Pickled DataFrame: numpy column blocks written as they are (about
+        0.1 s for a million rows, where csv.gz takes seconds), restored by
+        ``pandas.read_pickle`` and by ClearML's ``artifact.get()``, and it
+        needs no dependency beyond pandas (parquet would need pyarrow).
+        """
+        task.upload_artifact(
+            "examples",
+            result.examples,
+            extension_name=".pickle",
+            wait_on_upload=True,
+            preview=f"{len(result.examples):,} examples; columns: {', '.join(map(str, result.examples.columns))}",
+        )
 
     def _close(self, task: Task, run: Run, result: EvalResult) -> None:
         from clearml import Task as TaskClass
@@ -215,6 +238,38 @@ class ClearMLSink:
                 TaskClass.set_offline(self._offline_before)
             if self._environ_before is not None:
                 _restore_clearml_environ(self._environ_before)
+
+
+class _OfflineScalars:
+    """Writes progress points straight into the offline session, one batch line per series.
+
+    ``Logger.report_scalar`` builds four objects per point (~100 us each:
+    3 s for a million-example run's 30,000 points). The session file is
+    JSON arrays of events, the same ones ClearML writes and
+    ``import_offline_session`` uploads line by line; formatting them from
+    the numbers directly keeps the end of a run fast and its memory flat.
+    """
+
+    def __init__(self, folder: Path, task_id: str, title: str, logger: Logger) -> None:
+        import json
+        import time
+
+        logger.flush(wait=True)  # ClearML's own writer thread is idle while this appends
+        self._path = folder / "metrics.jsonl"
+        self._head = (
+            f'{{"timestamp": {int(time.time() * 1000)}, "type": "training_stats_scalar", '
+            f'"task": {json.dumps(task_id)}, "metric": {json.dumps(title)}, "variant": '
+        )
+        self._dumps = json.dumps
+
+    def write(self, series: str, iterations: list[int], values: list[float]) -> None:
+        if not iterations:
+            return
+        head = f"{self._head}{self._dumps(series)}, "
+        # repr() of a finite float is valid JSON; non-finite values never get here.
+        events = ", ".join(f'{head}"iter": {i}, "value": {v!r}}}' for i, v in zip(iterations, values, strict=True))
+        with self._path.open("a", encoding="utf-8") as out:
+            out.write(f"[{events}]\n")
 
 
 def _clearml_environ() -> dict[str, str]:

@@ -1,0 +1,186 @@
+"""Overhead of @tracked_eval against a bare loop and the seed's hand-written ClearML loop.
+
+    python benchmarks/bench.py                       # N = 1,000 / 100,000 / 1,000,000
+    python benchmarks/bench.py --sizes 1000 --repeat 1
+
+Every measurement runs in a fresh child process (so peak RSS and ClearML's
+global state belong to that measurement alone); all of them run in this one
+command, baseline included, and the table shows medians over --repeat runs.
+
+Columns:
+- overhead us/ex: (loop time - bare loop time) / N, the loop being the time
+  from the generator's first line to its end (the per-example cost);
+- total s: the whole call, task creation and closing included;
+- end s: from the last example to the call's return (final metrics, table,
+  writing and closing the session);
+- peak RSS MB and growth MB: peak resident memory during the call, and its
+  growth over the same process just before the call (libraries imported,
+  input built, one warm-up run);
+- events: ClearML events written to the offline session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = {"float": "one float", "map3": "mapping of 3 metrics"}
+SEED_MAX_N = 1_000  # ~1.2-3.5 ms per example with ClearML's defaults: 1,000 is ~1 minute with repeats
+
+
+def status_mb(field: str) -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM (peak RSS) afresh, so the peak is the call's own, not the set-up's (Linux)."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+        clear.write("5")
+
+
+def make_items(n: int, shape: str) -> list[Any]:
+    values = [((i * 7919) % 1000) / 1000 for i in range(n)]
+    return values if shape == "float" else [{"a": v, "b": 1.0 - v, "c": v * v} for v in values]
+
+
+def evaluation(items: list[Any], marks: dict[str, float]) -> Iterator[Any]:
+    marks["first"] = time.perf_counter()
+    yield from items
+    marks["last"] = time.perf_counter()
+
+
+def count_events(folder: Path | None) -> int:
+    if folder is None or not (folder / "metrics.jsonl").is_file():
+        return 0
+    with (folder / "metrics.jsonl").open(encoding="utf-8") as lines:
+        return sum(len(json.loads(line)) for line in lines if line.strip())
+
+
+def child(variant: str, n: int, shape: str) -> dict[str, Any]:
+    import clearml  # noqa: F401 - imported up front by every variant, so RSS growth compares alike
+    import pandas  # noqa: F401
+
+    from tracked import tracked_eval
+
+    marks: dict[str, float] = {}
+    folder: Path | None = None
+    tracked = tracked_eval(verbose=False, project="bench", task_name=f"{variant}-{shape}-{n}")(evaluation)
+    if variant == "tracked":
+        tracked(make_items(10, shape), {})  # warm-up: ClearML's one-off start-up costs
+    items = make_items(n, shape)
+    reset_peak_rss()
+    before = status_mb("VmRSS")
+    start = time.perf_counter()
+    if variant == "bare":
+        for _item in evaluation(items, marks):
+            pass
+    elif variant == "tracked":
+        result = tracked(items, marks)
+        folder = result.session_dir
+    else:
+        folder = seed_loop(items, marks, shape)
+    end = time.perf_counter()
+    peak = status_mb("VmHWM")
+    return {
+        "loop": marks["last"] - marks["first"],
+        "total": end - start,
+        "end": end - marks["last"],
+        "peak": peak,
+        "growth": peak - before,
+        "events": count_events(folder),
+    }
+
+
+def seed_loop(items: list[Any], marks: dict[str, float], shape: str) -> Path | None:
+    """The seed guide's way, by hand: report_scalar per example with ClearML's default settings."""
+    import pandas as pd
+    from clearml import Task
+
+    Task.set_offline(True)
+    start = time.perf_counter()
+    task = Task.init(project_name="bench", task_name=f"seed-{shape}-{len(items)}")
+    logger = task.get_logger()
+    sums: dict[str, float] = {}
+    count = 0
+    for i, item in enumerate(evaluation(items, marks)):
+        scores = {"score": item} if isinstance(item, float) else item
+        for name, value in scores.items():
+            logger.report_scalar("Training Progress", name, value=value, iteration=i)
+            sums[name] = sums.get(name, 0.0) + value
+        count += 1
+    metrics = {name: total / count for name, total in sums.items()}
+    metrics.update(num_examples=count, duration_seconds=time.perf_counter() - start)
+    for name, value in metrics.items():
+        logger.report_single_value(name, value)
+    table = pd.DataFrame({"Metric": list(metrics), "Value": list(metrics.values())})
+    logger.report_table("Final Metrics", "summary", iteration=0, table_plot=table)
+    folder = task.get_offline_mode_folder()
+    task.close()
+    return Path(folder) if folder else None
+
+
+def measure(variant: str, n: int, shape: str, repeat: int, cache: str) -> dict[str, float]:
+    runs = []
+    for _ in range(repeat):
+        env = {**os.environ, "CLEARML_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+        for key in ("CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY", "CLEARML_AUTH_TOKEN"):
+            env.pop(key, None)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", variant, str(n), shape],
+            capture_output=True, text=True, env=env, check=True, cwd=ROOT,
+        )  # fmt: skip
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--shapes", default="float,map3")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed-max", type=int, default=SEED_MAX_N)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        variant, n, shape = args.child
+        print(json.dumps(child(variant, int(n), shape)))
+        return
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tracked-bench-") as cache:
+        for shape in args.shapes.split(","):
+            for n in (int(s) for s in args.sizes.split(",")):
+                bare = measure("bare", n, shape, args.repeat, cache)
+                variants = ["tracked"] + (["seed"] if n <= args.seed_max else [])
+                for variant in ["bare", *variants]:
+                    m = bare if variant == "bare" else measure(variant, n, shape, args.repeat, cache)
+                    overhead = (m["loop"] - bare["loop"]) / n * 1e6
+                    rows.append((SHAPES[shape], f"{n:,}", variant, overhead, m))
+                    print(f"  measured {shape} N={n:,} {variant}", file=sys.stderr, flush=True)
+    print(f"\nmedians of {args.repeat} runs; {os.cpu_count()} CPUs; python {sys.version.split()[0]}\n")
+    print("| items | N | way | overhead µs/example | total s | last example → return s | peak RSS MB | RSS growth MB | ClearML events |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for shape, n, variant, overhead, m in rows:
+        ov = "—" if variant == "bare" else f"{overhead:.2f}"
+        print(
+            f"| {shape} | {n} | {variant} | {ov} | {m['total']:.3f} | {m['end']:.3f} | {m['peak']:.0f} | "
+            f"{m['growth']:.1f} | {int(m['events']):,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
