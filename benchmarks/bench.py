@@ -133,18 +133,30 @@ def seed_loop(items: list[Any], marks: dict[str, float], shape: str) -> Path | N
     return Path(folder) if folder else None
 
 
+SEED_TIMEOUT_S = 90  # ClearML's forked reporter sometimes waits ~300 s at close (clearml-notes.md)
+
+
 def measure(variant: str, n: int, shape: str, repeat: int, cache: str) -> dict[str, float]:
     runs = []
     for _ in range(repeat):
         env = {**os.environ, "CLEARML_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
         for key in ("CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY", "CLEARML_AUTH_TOKEN"):
             env.pop(key, None)
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", variant, str(n), shape],
-            capture_output=True, text=True, env=env, check=True, cwd=ROOT,
-        )  # fmt: skip
+        try:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", variant, str(n), shape],
+                capture_output=True, text=True, env=env, check=True, cwd=ROOT,
+                timeout=SEED_TIMEOUT_S if variant == "seed" else None,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            print(f"  {variant} N={n:,} {shape}: no return within {SEED_TIMEOUT_S} s", file=sys.stderr)
+            runs.append(dict.fromkeys(("loop", "total", "end", "peak", "growth", "events"), float("nan")))
+            continue
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    finished = [run for run in runs if run["total"] == run["total"]] or runs  # NaN: timed out
+    medians = {key: statistics.median(run[key] for run in finished) for key in runs[0]}
+    medians["hung"] = len(runs) - len(finished) if finished is not runs else len(runs)
+    return medians
 
 
 def main() -> None:
@@ -172,10 +184,15 @@ def main() -> None:
                     rows.append((SHAPES[shape], f"{n:,}", variant, overhead, m))
                     print(f"  measured {shape} N={n:,} {variant}", file=sys.stderr, flush=True)
     print(f"\nmedians of {args.repeat} runs; {os.cpu_count()} CPUs; python {sys.version.split()[0]}\n")
-    print("| items | N | way | overhead µs/example | total s | last example → return s | peak RSS MB | RSS growth MB | ClearML events |")
+    print(
+        "| items | N | way | overhead µs/example | total s | last example → return s "
+        "| peak RSS MB | RSS growth MB | ClearML events |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for shape, n, variant, overhead, m in rows:
         ov = "—" if variant == "bare" else f"{overhead:.2f}"
+        if m["hung"]:
+            variant = f"{variant} ({int(m['hung'])} of {args.repeat} runs hung > {SEED_TIMEOUT_S} s at close)"
         print(
             f"| {shape} | {n} | {variant} | {ov} | {m['total']:.3f} | {m['end']:.3f} | {m['peak']:.0f} | "
             f"{m['growth']:.1f} | {int(m['events']):,} |"

@@ -15,6 +15,7 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from ._call import describe_call
 from ._generators import TrackedAsyncGenerator, TrackedGenerator, finish, status_of
+from ._lifecycle import redeliver, sigterm_as_exception
 from ._options import Settings, check_options, resolve
 from ._result import EvalResult
 from ._run import COMPLETED, Run
@@ -55,9 +56,11 @@ def _plain(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args,
         if run is None:
             return wrapped(*args, **kwargs)
         try:
-            returned = wrapped(*args, **kwargs)
+            with sigterm_as_exception():
+                returned = wrapped(*args, **kwargs)
         except BaseException as exc:
             finish(run, status_of(exc), error=exc)
+            redeliver(exc)
             raise
         return finish(run, COMPLETED, returned)
 
@@ -84,10 +87,12 @@ def _generator(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, A
         box: list[Any] = []
         add = run.add
         try:
-            for item in _capture(wrapped(*args, **kwargs), box):
-                add(item)
+            with sigterm_as_exception():
+                for item in _capture(wrapped(*args, **kwargs), box):
+                    add(item)
         except BaseException as exc:
             finish(run, status_of(exc), error=exc)
+            redeliver(exc)
             raise
         return finish(run, COMPLETED, box[0] if box else None)
 
@@ -208,6 +213,7 @@ def tracked_eval(
     max_points: int | None = None,
     console_examples: int | None = None,
     verbose: bool | None = None,
+    server_timeout: float | None = None,
 ) -> Callable[[F], F]: ...
 @overload
 def tracked_eval(
@@ -227,6 +233,7 @@ def tracked_eval(
     max_points: int | None = None,
     console_examples: int | None = None,
     verbose: bool | None = None,
+    server_timeout: float | None = None,
 ) -> _Decorator: ...
 
 

@@ -52,6 +52,9 @@ class Settings:
     console_examples: int = 3
     #: Print the summary and the offline-session location to stdout.
     verbose: bool = True
+    #: Seconds to wait for a configured ClearML server before falling back to
+    #: an offline session (ClearML itself would retry for hours).
+    server_timeout: float = 5.0
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
@@ -78,11 +81,11 @@ def _parse(name: str, raw: str) -> Any:
         if word in _FALSE:
             return False
         raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
-    if kind is int:
+    if kind in (int, float):
         try:
-            return int(raw)
+            return kind(raw)
         except ValueError:
-            raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected an integer") from None
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected a number") from None
     return raw
 
 
@@ -121,10 +124,11 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             values[name] = _parse(name, raw)
         except SettingsError as exc:
             problems.append(f"{exc}; using the default")
-    try:
-        check_options({k: v for k, v in values.items() if k in ("max_points", "console_examples")})
-    except SettingsError as exc:
-        problems.append(f"{exc}; using the default")
-        values.pop("max_points", None)
-        values.pop("console_examples", None)
+    for name in ("max_points", "console_examples", "server_timeout"):
+        if name in values and name not in given:
+            try:
+                check_options({name: values[name]})
+            except SettingsError as exc:
+                problems.append(f"{ENV_PREFIX}{name.upper()}: {exc}; using the default")
+                del values[name]
     return Settings(**values), problems

@@ -9,7 +9,6 @@ kept as text and never interpreted.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +84,9 @@ def _process_untouched() -> Iterator[None]:
         Task.set_random_seed(saved_seed)
 
 
-def log_metrics(logger: Logger, metrics: Mapping[str, Any], title: str = "Final Metrics") -> None:
+def log_metrics(
+    logger: Logger, metrics: Mapping[str, Any], title: str = "Final Metrics", series: str = TABLE_SERIES
+) -> None:
     """Final metrics as single values (never scalars at iteration 0), and all of them in one table.
 
     The seed's ``log_metrics_to_clearml``, for code that does not use the
@@ -111,17 +114,38 @@ def log_metrics(logger: Logger, metrics: Mapping[str, Any], title: str = "Final 
             cell = str(cell)
         rows.append({"Metric": str(name), "Value": cell})
     table = pd.DataFrame(rows, columns=["Metric", "Value"])
-    logger.report_table(title=title, series=TABLE_SERIES, iteration=0, table_plot=table)
+    logger.report_table(title=title, series=series, iteration=0, table_plot=table)
+
+
+@dataclass
+class _Shared:
+    """A ClearML task and the tracked runs reporting into it right now.
+
+    ClearML has one task per process. Runs that overlap (nested, in threads,
+    in asyncio tasks) share it: the first reports under plain names, each
+    later one under its own name as a prefix, and whoever ends last closes
+    the task if tracked created it.
+    """
+
+    task: Task
+    created: bool
+    active: set[str] = field(default_factory=set)
+    offline_before: bool | None = None
+    environ_before: dict[str, str] | None = None
+
+
+_LOCK = threading.RLock()
+_SHARED: dict[str, _Shared] = {}
 
 
 class ClearMLSink:
-    """Opens (or joins) the ClearML task at the start of a run, reports and closes it at the end."""
+    """Opens (or joins) the ClearML task at the start of a run, reports and releases it at the end."""
 
     def __init__(self) -> None:
         self.task: Task | None = None
-        self.owned = False
-        self._offline_before: bool | None = None
-        self._environ_before: dict[str, str] | None = None
+        self.shared: _Shared | None = None
+        #: "" for the first run in a task; the run's (unique) name for runs that overlap it.
+        self.prefix = ""
 
     def _fail(self, what: str, exc: BaseException) -> None:
         warn(
@@ -131,7 +155,8 @@ class ClearMLSink:
 
     def start(self, run: Run) -> None:
         try:
-            self._open(run)
+            with _LOCK:
+                self._open(run)
         except Exception as exc:  # noqa: BLE001 - ClearML must never break the evaluation
             self.task = None
             self._fail("task creation", exc)
@@ -140,34 +165,56 @@ class ClearMLSink:
         from clearml import Task
 
         current: Task | None = Task.current_task()
-        if current is not None:
-            self.task = current
-            return
+        if current is None:
+            shared = self._create(run)
+        else:
+            shared = _SHARED.setdefault(str(current.id), _Shared(task=current, created=False))
+        if shared.active:
+            self.prefix = _unique(run.name, shared.active)
+        shared.active.add(self.prefix or run.name)
+        self.task, self.shared = shared.task, shared
+
+    def _create(self, run: Run) -> _Shared:
+        from clearml import Task
+
+        environ_before, offline_before = _clearml_environ(), Task.is_offline()
         offline = run.settings.offline
         if offline is None:
             offline = not server_configured()
-        self._environ_before = _clearml_environ()
-        self._offline_before = Task.is_offline()
-        if offline != self._offline_before:
+        if not offline:
+            problem = server_unreachable(run.settings.server_timeout)
+            if problem:
+                warn(f"the ClearML server is configured but {problem}; writing an offline session instead")
+                offline = True
+        if offline != offline_before:
             Task.set_offline(offline)
         # The forked reporter costs 1-3 ms per event and ~10 s at close;
         # in-process it is ~25 us and ~0.02 s. Class attribute, read by Task.init.
         Task._report_subprocess_enabled = False  # type: ignore[assignment]
-        with _process_untouched():
-            self.task = Task.init(
-                project_name=run.settings.project,
-                task_name=run.settings.task_name or run.name,
-                reuse_last_task_id=False,
-                auto_connect_arg_parser=False,
-                auto_connect_frameworks=dict.fromkeys(_FRAMEWORKS, False),
-                auto_resource_monitoring=False,
-                auto_connect_streams=False,
-            )
-        self.owned = True
+        try:
+            with _process_untouched():
+                task: Task = Task.init(
+                    project_name=run.settings.project,
+                    task_name=run.settings.task_name or run.name,
+                    reuse_last_task_id=False,
+                    auto_connect_arg_parser=False,
+                    auto_connect_frameworks=dict.fromkeys(_FRAMEWORKS, False),
+                    auto_resource_monitoring=False,
+                    auto_connect_streams=False,
+                )
+        except BaseException:
+            _restore(offline_before, environ_before)
+            raise
+        shared = _Shared(task=task, created=True, offline_before=offline_before, environ_before=environ_before)
+        _SHARED[str(task.id)] = shared
+        return shared
+
+    def name(self, metric: str) -> str:
+        return f"{self.prefix}/{metric}" if self.prefix else metric
 
     def finish(self, run: Run, result: EvalResult) -> None:
-        task = self.task
-        if task is None:
+        task, shared = self.task, self.shared
+        if task is None or shared is None:
             return
         from .console import summary_text
 
@@ -175,15 +222,21 @@ class ClearMLSink:
         try:
             logger = task.get_logger()
             self._report_progress(task, logger, run)
-            log_metrics(logger, result, run.settings.table_title)
+            named = {self.name(metric): value for metric, value in result.items()}
+            log_metrics(logger, named, run.settings.table_title, series=self.prefix or TABLE_SERIES)
             self._save_examples(task, result)
             logger.report_text(summary_text(run, result), print_console=False)
-            task.set_user_properties(tracked_status=run.status)
+            task.set_user_properties(**{self.name("tracked_status"): run.status})
             logger.flush()
         except Exception as exc:  # noqa: BLE001
             self._fail("reporting", exc)
-        if self.owned:
-            self._close(task, run, result)
+        with _LOCK:
+            shared.active.discard(self.prefix or run.name)
+            last = not shared.active
+            if last:
+                _SHARED.pop(str(task.id), None)
+        if last and shared.created:
+            self._close(shared, run, result)
 
     def _report_progress(self, task: Task, logger: Logger, run: Run) -> None:
         from .._summary import progress_points
@@ -191,11 +244,11 @@ class ClearMLSink:
         title = run.settings.progress_title
         folder = task.get_offline_mode_folder()
         offline = None if folder is None else _OfflineScalars(Path(folder), str(task.id), title, logger)
-        for name, series in run.series.items():
+        for metric, series in run.series.items():
             iterations, values, mean_iterations, means = progress_points(series, run.settings.max_points)
             for series_name, xs, ys in (
-                (name, iterations, values),
-                (RUNNING_MEAN.format(metric=name), mean_iterations, means),
+                (self.name(metric), iterations, values),
+                (self.name(RUNNING_MEAN.format(metric=metric)), mean_iterations, means),
             ):
                 if offline is not None:
                     offline.write(series_name, xs.tolist(), ys.tolist())
@@ -211,19 +264,21 @@ class ClearMLSink:
         ``pandas.read_pickle`` and by ClearML's ``artifact.get()``, and it
         needs no dependency beyond pandas (parquet would need pyarrow).
         """
+        examples = result.examples
         task.upload_artifact(
-            "examples",
-            result.examples,
+            self.name("examples"),
+            examples,
             extension_name=".pickle",
             wait_on_upload=True,
-            preview=f"{len(result.examples):,} examples; columns: {', '.join(map(str, result.examples.columns))}",
+            preview=f"{len(examples):,} examples; columns: {', '.join(map(str, examples.columns))}",
         )
 
-    def _close(self, task: Task, run: Run, result: EvalResult) -> None:
-        from clearml import Task as TaskClass
+    def _close(self, shared: _Shared, run: Run, result: EvalResult) -> None:
+        from clearml import Task
 
+        task = shared.task
         try:
-            folder = task.get_offline_mode_folder() if TaskClass.is_offline() else None
+            folder = task.get_offline_mode_folder() if Task.is_offline() else None
             task.close()
             if run.status == "failed":
                 task.mark_failed(status_reason=f"{type(run.error).__name__}: {run.error}"[:200], force=True)
@@ -234,10 +289,50 @@ class ClearMLSink:
         except Exception as exc:  # noqa: BLE001
             self._fail("closing the task", exc)
         finally:
-            if self._offline_before is not None and TaskClass.is_offline() != self._offline_before:
-                TaskClass.set_offline(self._offline_before)
-            if self._environ_before is not None:
-                _restore_clearml_environ(self._environ_before)
+            _restore(shared.offline_before, shared.environ_before)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}#{number}"
+    return candidate
+
+
+def _restore(offline_before: bool | None, environ_before: dict[str, str] | None) -> None:
+    from clearml import Task
+
+    if offline_before is not None and Task.is_offline() != offline_before:
+        Task.set_offline(offline_before)
+    if environ_before is not None:
+        _restore_clearml_environ(environ_before)
+
+
+def server_unreachable(timeout: float) -> str | None:
+    """Why the configured server cannot be used, or None when it answers within ``timeout`` seconds.
+
+    ClearML itself retries an unreachable server for hours; any HTTP answer
+    (even an error status) means someone is there.
+    """
+    import urllib.error
+    import urllib.request
+
+    from clearml.backend_api.session.defs import ENV_HOST
+    from clearml.config import config_obj
+
+    host = ENV_HOST.get() or config_obj.get("api.api_server", None) or config_obj.get("api.host", None)
+    if not host:
+        return "has no api_server address"
+    url = f"{str(host).rstrip('/')}/debug.ping"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"did not answer at {host} within {timeout:g} s ({reason})"
 
 
 class _OfflineScalars:
