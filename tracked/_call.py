@@ -12,11 +12,12 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 from typing import Any
 
 from ._options import Settings
+from ._secrets import REDACTED, looks_secret, scrub
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class CallInfo:
     yields: bool
     model_size_bytes: int | None = None
     dataset_num_eval: int | None = None
+    #: Simple arguments (numbers, strings, booleans, paths) by name, secret-looking ones redacted.
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=512)
@@ -56,7 +59,23 @@ def describe_call(
         yields=yields,
         model_size_bytes=None if model is None else model_size_bytes(model),
         dataset_num_eval=None if dataset is None else dataset_length(dataset),
+        params=simple_params(arguments, skip={settings.model_arg, settings.dataset_arg}),
     )
+
+
+_SIMPLE = (bool, int, float, str, PurePath)
+_MAX_PARAM_CHARS = 1000
+
+
+def simple_params(arguments: Mapping[str, Any], skip: set[str]) -> dict[str, str]:
+    """The arguments worth comparing runs by, as text; models, datasets and objects are left out."""
+    params: dict[str, str] = {}
+    for name, value in arguments.items():
+        if name in skip or not isinstance(value, _SIMPLE):
+            continue
+        text = REDACTED if looks_secret(name) else scrub(str(value))
+        params[name] = text[:_MAX_PARAM_CHARS]
+    return params
 
 
 def model_size_bytes(model: Any) -> int | None:

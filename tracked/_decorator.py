@@ -32,11 +32,12 @@ def _begin(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Se
     """A started run, or None when tracked itself cannot start one (then the call runs untracked)."""
     from .sinks.clearml import ClearMLSink
     from .sinks.console import ConsoleSink
+    from .sinks.local import LocalSink
 
     try:
         name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
         call = describe_call(wrapped, args, kwargs, settings, yields)
-        return Run(settings, name, call, [ClearMLSink(), ConsoleSink()])
+        return Run(settings, name, call, [ClearMLSink(), LocalSink(), ConsoleSink()])
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
         warn(f"could not start tracking ({type(exc).__name__}: {exc}); the evaluation runs untracked")
         return None

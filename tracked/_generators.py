@@ -32,7 +32,7 @@ def finish(run: Run, status: str, returned: Any = None, error: BaseException | N
 
         warn(f"{run.name}: reporting the run failed ({type(exc).__name__}: {exc}); returning what was counted")
         run.status, run.returned, run.error = status, returned, error
-        run.result = EvalResult(run, {"num_examples": run.count, "duration_seconds": run.duration})
+        run.result = EvalResult(run, {"num_examples": run.count, "duration_seconds": run.duration}, status, returned)
         return run.result
 
 

@@ -17,18 +17,30 @@ class EvalResult(Mapping[str, Any]):
 
     Also: ``examples`` (every example's scores and details, a DataFrame),
     ``task_id``, ``session_dir`` (the offline session folder, or None),
-    ``status`` ("completed", "failed", "stopped") and ``returned`` (what the
-    function itself returned).
+    ``saved_to`` (a local folder, when ClearML failed), ``status``
+    ("completed", "failed", "stopped") and ``returned`` (what the function
+    itself returned). It pickles (with its examples), so a result can come
+    back from a process pool.
     """
 
-    __slots__ = ("_examples", "_metrics", "_run", "_session_dir", "_task_id")
+    __slots__ = (
+        "_examples", "_metrics", "_problems", "_returned", "_run",
+        "_saved_to", "_session_dir", "_status", "_task_id",
+    )  # fmt: skip
 
-    def __init__(self, run: Run, metrics: dict[str, Any]) -> None:
+    def __init__(
+        self, run: Run | None, metrics: dict[str, Any], status: str = "completed", returned: Any = None
+    ) -> None:
         self._metrics = metrics
         self._run = run
+        self._status = run.status if run is not None else status
+        self._returned = run.returned if run is not None else returned
         self._task_id: str | None = None
         self._session_dir: Path | None = None
+        self._saved_to: Path | None = None
         self._examples: pd.DataFrame | None = None
+        #: What went wrong in the sinks (ClearML); non-empty: the run is also saved locally.
+        self._problems: list[str] = []
 
     def __getitem__(self, key: str) -> Any:
         return self._metrics[key]
@@ -40,7 +52,12 @@ class EvalResult(Mapping[str, Any]):
         return len(self._metrics)
 
     def __repr__(self) -> str:
-        return f"EvalResult({self._metrics!r}, status={self.status!r}, task_id={self._task_id!r})"
+        return f"EvalResult({self._metrics!r}, status={self._status!r}, task_id={self._task_id!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The run (with its ClearML task) stays behind; what it produced travels.
+        state = (self._task_id, self._session_dir, self._saved_to, self.examples, list(self._problems))
+        return (_restore, (self._metrics, self._status, self._returned, state))
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -56,18 +73,34 @@ class EvalResult(Mapping[str, Any]):
         return self._session_dir
 
     @property
+    def saved_to(self) -> Path | None:
+        """The local folder the run was saved in because ClearML failed, else None."""
+        return self._saved_to
+
+    @property
     def status(self) -> str:
-        return self._run.status
+        return self._status
 
     @property
     def returned(self) -> Any:
-        return self._run.returned
+        return self._returned
 
     @property
     def examples(self) -> pd.DataFrame:
-        """One row per example: ``index``, one column per metric (NaN where absent), the details."""
+        """One row per example (index = example index): one column per metric (NaN where absent), the details."""
         if self._examples is None:
             from ._summary import examples_frame
 
+            if self._run is None:
+                import pandas as pd
+
+                empty: pd.DataFrame = pd.DataFrame()
+                return empty
             self._examples = examples_frame(self._run)
         return self._examples
+
+
+def _restore(metrics: dict[str, Any], status: str, returned: Any, state: tuple[Any, ...]) -> EvalResult:
+    result = EvalResult(None, metrics, status, returned)
+    result._task_id, result._session_dir, result._saved_to, result._examples, result._problems = state
+    return result

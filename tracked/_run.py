@@ -8,7 +8,6 @@ Everything else (means, charts, tables, I/O) happens once, in ``Run.end``.
 from __future__ import annotations
 
 import time
-import warnings
 from array import array
 from bisect import bisect_left
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import _lifecycle as lifecycle
 from ._options import Settings
 from ._values import TENSOR_BATCH, InvalidValue, as_detail, as_number, is_scalar_tensor, tensors_to_floats
-from ._warn import TrackedWarning
+from ._warn import warn
 
 if TYPE_CHECKING:
     from ._call import CallInfo
@@ -166,11 +165,7 @@ class Run:
         if count == 0:
             where = f"example {index}" if field is None else f"example {index}, field {field!r}"
             first = f"{self.name}: {where}: {message}; value skipped"
-            warnings.warn(
-                f"tracked: {first} (further problems with this field are counted, not repeated)",
-                TrackedWarning,
-                stacklevel=4,
-            )
+            warn(f"{first} (further problems with this field are counted, not repeated)", stacklevel=5)
         self.skipped[field] = (count + 1, first)
 
     # -- the end ------------------------------------------------------------

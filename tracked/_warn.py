@@ -10,4 +10,6 @@ class TrackedWarning(UserWarning):
 
 
 def warn(message: str, stacklevel: int = 3) -> None:
-    warnings.warn(f"tracked: {message}", TrackedWarning, stacklevel=stacklevel)
+    from ._secrets import scrub
+
+    warnings.warn(f"tracked: {scrub(message)}", TrackedWarning, stacklevel=stacklevel)

@@ -144,14 +144,13 @@ class ClearMLSink:
     def __init__(self) -> None:
         self.task: Task | None = None
         self.shared: _Shared | None = None
+        self.problems: list[str] = []
         #: "" for the first run in a task; the run's (unique) name for runs that overlap it.
         self.prefix = ""
 
     def _fail(self, what: str, exc: BaseException) -> None:
-        warn(
-            f"ClearML {what} failed ({type(exc).__name__}: {exc}); the evaluation goes on and its result is returned",
-            stacklevel=2,
-        )
+        # No warning here: the local sink gives one, saying also where the run went.
+        self.problems.append(f"ClearML {what} failed ({type(exc).__name__}: {exc})")
 
     def start(self, run: Run) -> None:
         try:
@@ -214,6 +213,7 @@ class ClearMLSink:
 
     def finish(self, run: Run, result: EvalResult) -> None:
         task, shared = self.task, self.shared
+        result._problems.extend(self.problems)
         if task is None or shared is None:
             return
         from .console import summary_text
@@ -226,6 +226,8 @@ class ClearMLSink:
             log_metrics(logger, named, run.settings.table_title, series=self.prefix or TABLE_SERIES)
             self._save_examples(task, result)
             logger.report_text(summary_text(run, result), print_console=False)
+            if run.call.params:
+                task.update_parameters({f"Args/{self.name(k)}": v for k, v in run.call.params.items()})
             task.set_user_properties(**{self.name("tracked_status"): run.status})
             logger.flush()
         except Exception as exc:  # noqa: BLE001
@@ -237,6 +239,7 @@ class ClearMLSink:
                 _SHARED.pop(str(task.id), None)
         if last and shared.created:
             self._close(shared, run, result)
+        result._problems.extend(p for p in self.problems if p not in result._problems)
 
     def _report_progress(self, task: Task, logger: Logger, run: Run) -> None:
         from .._summary import progress_points

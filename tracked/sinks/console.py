@@ -6,6 +6,8 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._secrets import scrub
+
 if TYPE_CHECKING:
     from .._result import EvalResult
     from .._run import Run
@@ -48,7 +50,7 @@ def summary_text(run: Run, result: EvalResult) -> str:
             lines.append(f"skipped {count} value{'s' if count != 1 else ''}; first: {first}")
     if run.error is not None:
         lines.append(f"error: {type(run.error).__name__}: {_clip(str(run.error))}")
-    return "\n".join(lines)
+    return scrub("\n".join(lines))
 
 
 class ConsoleSink:
@@ -61,6 +63,8 @@ class ConsoleSink:
         if not run.settings.verbose:
             return
         text = summary_text(run, result)
+        if result.saved_to is not None:
+            text += f"\nsaved locally (ClearML failed): {result.saved_to}"
         if result.session_dir is not None:
             text += f"\noffline session: {result.session_dir}"
             text += f"\nupload it later: clearml-task --import-offline-session {result.session_dir}.zip"

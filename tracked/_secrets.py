@@ -1,0 +1,54 @@
+"""Keeping credentials out of everything tracked writes.
+
+Two rules: a parameter whose name looks secret is recorded as
+``<redacted>``; and any text tracked writes (console, warnings, files,
+hyperparameters) has the ClearML credentials of the environment and of
+clearml.conf replaced by ``<redacted>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+REDACTED = "<redacted>"
+_SECRET_WORDS = frozenset(
+    {"token", "secret", "password", "passwd", "pwd", "passphrase", "credential", "credentials", "auth",
+     "key", "apikey", "cookie", "private", "signature", "bearer", "jwt"}
+)  # fmt: skip
+_CREDENTIAL_ENV = (
+    "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY", "CLEARML_AUTH_TOKEN",
+    "TRAINS_API_ACCESS_KEY", "TRAINS_API_SECRET_KEY",
+)  # fmt: skip
+
+
+def looks_secret(name: str) -> bool:
+    """True for names like api_key, hfToken, DB_PASSWORD, auth_header, clientSecret."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    words = re.split(r"[^A-Za-z0-9]+", spaced.lower())
+    return any(word in _SECRET_WORDS for word in words) or "apikey" in name.lower().replace("_", "")
+
+
+def credentials() -> list[str]:
+    """ClearML credentials this process knows of: environment first, clearml.conf if ClearML is loaded."""
+    found = [os.environ[name] for name in _CREDENTIAL_ENV if os.environ.get(name)]
+    if "clearml.config" in sys.modules:
+        try:
+            from clearml.config import config_obj
+
+            for key in ("api.credentials.access_key", "api.credentials.secret_key"):
+                value = config_obj.get(key, None)
+                if value:
+                    found.append(str(value))
+        except Exception:  # noqa: BLE001 - no config, nothing to hide
+            pass
+    # Very short values would redact ordinary words; real keys are long.
+    return sorted({v for v in found if len(v) >= 6}, key=len, reverse=True)
+
+
+def scrub(text: str) -> str:
+    for secret in credentials():
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text

@@ -1,0 +1,72 @@
+"""The local sink: when ClearML could not take the run, the run is saved here instead.
+
+Folder: ``$CLEARML_CACHE_DIR/tracked-runs/<time>-<name>/`` (ClearML's
+default cache ``~/.clearml/cache`` when the variable is unset), holding
+``metrics.json`` (final metrics, status, error), ``summary.txt`` and
+``examples.pkl`` (every example, ``pandas.read_pickle``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._warn import warn
+
+if TYPE_CHECKING:
+    from .._result import EvalResult
+    from .._run import Run
+
+
+def fallback_root() -> Path:
+    cache = os.environ.get("CLEARML_CACHE_DIR") or os.environ.get("TRAINS_CACHE_DIR") or "~/.clearml/cache"
+    return Path(os.path.expandvars(os.path.expanduser(cache))) / "tracked-runs"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+class LocalSink:
+    """Saves the run to a local folder when an earlier sink reported a failure."""
+
+    def start(self, run: Run) -> None:
+        pass
+
+    def finish(self, run: Run, result: EvalResult) -> None:
+        if not result._problems:
+            return
+        from .console import summary_text
+
+        safe = re.sub(r"[^\w.-]+", "_", run.name)[:80] or "run"
+        folder = fallback_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(run):x}-{safe}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            record = {
+                "name": run.name,
+                "status": run.status,
+                "error": None if run.error is None else f"{type(run.error).__name__}: {run.error}",
+                "problems": result._problems,
+                "metrics": {k: _jsonable(v) for k, v in result.items()},
+            }
+            (folder / "metrics.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+            (folder / "summary.txt").write_text(summary_text(run, result) + "\n", encoding="utf-8")
+            result.examples.to_pickle(folder / "examples.pkl")
+        except Exception as exc:  # noqa: BLE001 - the last resort must not raise either
+            warn(
+                f"{run.name}: {'; '.join(result._problems)}; saving the run locally to {folder} failed too "
+                f"({type(exc).__name__}: {exc}); the result is still returned",
+                stacklevel=2,
+            )
+            return
+        result._saved_to = folder
+        warn(f"{run.name}: {'; '.join(result._problems)}; the evaluation went on and the run is saved in {folder}")
