@@ -21,6 +21,7 @@ _CLEARML_CREDENTIALS = (
 @pytest.fixture(autouse=True)
 def clearml_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary CLEARML_CACHE_DIR and no server credentials: offline sessions land here."""
+    environ = {k: v for k, v in os.environ.items() if k.startswith(("CLEARML_", "TRAINS_"))}
     cache = tmp_path / "clearml-cache"
     monkeypatch.setenv("CLEARML_CACHE_DIR", str(cache))
     # No clearml.conf from the developer's home directory may leak in.
@@ -33,6 +34,12 @@ def clearml_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     yield cache
     from clearml import Task
 
+    monkeypatch.undo()  # a test may have broken Task.close on purpose
     task = Task.current_task()
     if task is not None:  # a test that left a task open must not leak it into the next
         task.close()
+    # Closing a task sets CLEARML_PROC_MASTER_ID; a child process of a later test
+    # would take itself for part of that task.
+    for key in [k for k in os.environ if k.startswith(("CLEARML_", "TRAINS_"))]:
+        del os.environ[key]
+    os.environ.update(environ)

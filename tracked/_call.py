@@ -44,9 +44,11 @@ def bound_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Map
     if signature is None:
         return dict(kwargs)
     try:
-        return dict(signature.bind_partial(*args, **kwargs).arguments)
+        bound = signature.bind_partial(*args, **kwargs)
     except TypeError:
         return {}
+    bound.apply_defaults()  # a default is as much a setting of the run as an argument
+    return dict(bound.arguments)
 
 
 def describe_call(
