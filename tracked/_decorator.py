@@ -154,9 +154,20 @@ def _function_wrapper_class() -> type:
     # decorated, not at ``import tracked``.
     import wrapt
 
+    class BoundTrackedFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
+        """The decorated function bound to an instance or class; pickles as the method it is."""
+
+        def __reduce_ex__(self, protocol: Any) -> str | tuple[Any, ...]:
+            # Through an instance: that instance's attribute; through the class
+            # (or a classmethod): the class's attribute. Both are found by name again.
+            owner = self._self_instance if self._self_instance is not None else self._self_owner
+            return (getattr, (owner, self.__name__))
+
     class TrackedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         """The decorated function. Pickles by reference (module + qualified
         name), as a plain function does, so it can go to a process pool."""
+
+        __bound_function_wrapper__ = BoundTrackedFunction
 
         def __reduce_ex__(self, protocol: Any) -> str:
             return str(self.__qualname__)
