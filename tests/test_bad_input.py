@@ -1,0 +1,208 @@
+"""Bad input never crashes a run or loses earlier examples; each case has a documented treatment."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Iterator
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tracked import TrackedWarning, read_session, tracked_eval
+
+
+@tracked_eval(verbose=False)
+def yields(items: list[Any]) -> Iterator[Any]:
+    yield from items
+
+
+@tracked_eval(verbose=False)
+def returns(value: Any) -> Any:
+    return value
+
+
+def quietly(items: list[Any]) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrackedWarning)
+        return yields(items)
+
+
+def test_none_as_item_is_skipped_and_none_as_field_is_absent() -> None:
+    """A None item is skipped with a warning; a None field means 'no such metric for this example'."""
+    with pytest.warns(TrackedWarning, match="example 1: NoneType is neither"):
+        result = yields([{"a": 1.0}, None, {"a": None, "b": 2.0}])
+    assert result["num_examples"] == 3
+    assert result["a"] == 1.0
+    assert result["b"] == 2.0
+    assert result["skipped_values"] == 1
+
+
+def test_strings_are_details_in_a_mapping_and_skipped_as_items() -> None:
+    """A string field is a detail; a bare string item is skipped with a warning naming its index."""
+    with pytest.warns(TrackedWarning, match="example 0: str"):
+        result = yields(["0.5", {"a": 1.0, "note": "0.5"}])
+    assert "note" not in read_session(result.session_dir).scalars["Training Progress"]
+    assert result.examples.loc[1, "note"] == "0.5"
+
+
+def test_decimal_fraction_and_numpy_are_numbers() -> None:
+    """Decimal, Fraction, numpy scalars of every kind and 0-d arrays are metrics."""
+    items = [Decimal("0.25"), Fraction(3, 4), np.int64(1), np.float16(0.0), np.array(0.5)]
+    result = yields(items)
+    assert result["score"] == pytest.approx((0.25 + 0.75 + 1 + 0 + 0.5) / 5)
+    assert [v for _, v in read_session(result.session_dir).scalars["Training Progress"]["score"]] == pytest.approx(
+        [0.25, 0.75, 1.0, 0.0, 0.5]
+    )
+
+
+def test_integer_beyond_float_range_is_skipped_with_its_field_named() -> None:
+    """10**400 cannot be a float: skipped with a warning naming example and field; the rest is kept."""
+    with pytest.warns(TrackedWarning, match=r"example 1, field 'n': integer .* beyond float range"):
+        result = yields([{"n": 1}, {"n": 10**400}, {"n": 3}])
+    assert result["n"] == 2.0
+    assert result["skipped_values"] == 1
+
+
+def test_nested_mappings_and_lists_are_details_kept_as_text() -> None:
+    """Nested mappings and lists are not metrics: they are kept as text details, never lost."""
+    result = yields([{"acc": 1.0, "tokens": ["a", "b"], "meta": {"len": 2}}])
+    assert result.examples.loc[0, "tokens"] == "['a', 'b']"
+    assert result.examples.loc[0, "meta"] == "{'len': 2}"
+    assert set(read_session(result.session_dir).scalars["Training Progress"]) == {"acc", "acc (running mean)"}
+
+
+@pytest.mark.parametrize("name", ["f1/macro", "exact match", "точность", "精度", "a.b-c"])
+def test_unusual_metric_names_are_reported_as_given(name: str) -> None:
+    """Names with '/', spaces and unicode reach ClearML unchanged."""
+    session = read_session(yields([{name: 1.0}, {name: 0.0}]).session_dir)
+    assert session.scalars["Training Progress"][name] == [(0, 1.0), (1, 0.0)]
+    assert session.single_values[name] == 0.5
+
+
+def test_empty_metric_name_is_reported() -> None:
+    """An empty name is a metric like any other (ClearML stores it as given)."""
+    result = yields([{"": 1.0}])
+    assert result[""] == 1.0
+    assert read_session(result.session_dir).single_values[""] == 1.0
+
+
+def test_a_thousand_metric_names() -> None:
+    """1,000 distinct metrics: every one gets its series and its single value."""
+    items = [{f"m{i:04d}": float(i) for i in range(1000)} for _ in range(3)]
+    result = yields(items)
+    session = read_session(result.session_dir)
+    assert len(session.scalars["Training Progress"]) == 2000
+    assert session.single_values["m0999"] == 999.0
+    assert len(session.tables["Final Metrics"].rows) == len(result)
+
+
+@dataclasses.dataclass
+class Scores:
+    accuracy: float
+    f1: float
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.75, {"score": 0.75}),
+        (Scores(0.5, 0.25), {"accuracy": 0.5, "f1": 0.25}),
+        (pd.Series({"accuracy": 0.5}), {"accuracy": 0.5}),
+    ],
+)
+def test_returned_non_dicts_are_converted(value: Any, expected: dict[str, float]) -> None:
+    """A returned number, dataclass or pandas Series becomes the final metrics."""
+    result = returns(value)
+    for name, number in expected.items():
+        assert result[name] == number
+        assert read_session(result.session_dir).single_values[name] == number
+
+
+def test_returned_tuple_is_kept_and_noted() -> None:
+    """A returned tuple is not metrics: a warning, and it stays available as result.returned."""
+    with pytest.warns(TrackedWarning, match="returned a tuple"):
+        result = returns((1, 2))
+    assert result.returned == (1, 2)
+    assert "duration_seconds" in result
+
+
+def test_zero_examples() -> None:
+    """A generator that yields nothing: num_examples 0, no progress series, a completed run."""
+    result = yields([])
+    session = read_session(result.session_dir)
+    assert result["num_examples"] == 0
+    assert session.single_values["num_examples"] == 0
+    assert session.scalars == {}
+    assert session.status == "completed"
+
+
+def test_torch_scalar_tensors_are_numbers() -> None:
+    """CPU torch scalar tensors are metrics, moved to the host in batches (not one by one)."""
+    torch = pytest.importorskip("torch")
+    items = [torch.tensor(i / 10) for i in range(10)] + [{"loss": torch.tensor(2.0)}]
+    result = yields(items)
+    assert result["score"] == pytest.approx(0.45)
+    assert result["loss"] == 2.0
+    with pytest.warns(TrackedWarning, match="not a scalar"):
+        result = yields([torch.ones(3), torch.tensor(1.0)])
+    assert result["score"] == 1.0
+
+
+# -- property: final metrics equal an independent reference computation -------------------------
+
+NAMES = st.sampled_from(["a", "b", "score"])
+VALUES = st.one_of(
+    st.floats(min_value=-1e12, max_value=1e12),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=5),
+)
+ITEMS = st.one_of(VALUES, st.dictionaries(NAMES, VALUES, max_size=3))
+
+
+def reference(items: list[Any]) -> tuple[dict[str, float], dict[str, int], int]:
+    """Means over finite values, non-finite counts and skipped count, computed the plain way."""
+    values: dict[str, list[float]] = {}
+    skipped = 0
+    for item in items:
+        fields = item.items() if isinstance(item, dict) else [("score", item)]
+        for name, value in fields:
+            if isinstance(value, (bool, int, float)):
+                values.setdefault(name, []).append(float(value))
+            elif not isinstance(item, dict):
+                skipped += 1  # a bare None or string item
+    means = {}
+    nonfinite = {}
+    for name, column in values.items():
+        finite = [v for v in column if math.isfinite(v)]
+        means[name] = math.fsum(finite) / len(finite) if finite else math.nan
+        if len(finite) < len(column):
+            nonfinite[name] = len(column) - len(finite)
+    return means, nonfinite, skipped
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ITEMS, max_size=12))
+def test_final_metrics_match_a_reference(items: list[Any]) -> None:
+    """Random yielded structures: the result equals the reference, and nothing raises."""
+    result = quietly(items)
+    means, nonfinite, skipped = reference(items)
+    assert result["num_examples"] == len(items)
+    for name, mean in means.items():
+        if math.isnan(mean):
+            assert math.isnan(result[name])
+        else:
+            assert result[name] == pytest.approx(mean, rel=1e-9, abs=1e-9)
+        assert result.get(f"{name}_nonfinite_count", 0) == nonfinite.get(name, 0)
+    assert result.get("skipped_values", 0) == skipped
+    assert len(result.examples) == len(items)
