@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REDACTED = "<redacted>"
 _SECRET_WORDS = frozenset(
@@ -52,3 +56,17 @@ def scrub(text: str) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def scrub_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with credentials redacted from its text columns (the frame itself when none are known)."""
+    from pandas.api.types import is_numeric_dtype
+
+    secrets = credentials()
+    text_columns = [name for name in frame.columns if not is_numeric_dtype(frame[name])]
+    if not secrets or not text_columns:
+        return frame
+    frame = frame.copy()
+    for name in text_columns:
+        frame[name] = frame[name].map(lambda value: scrub(value) if isinstance(value, str) else value)
+    return frame

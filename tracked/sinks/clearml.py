@@ -267,7 +267,9 @@ class ClearMLSink:
         ``pandas.read_pickle`` and by ClearML's ``artifact.get()``, and it
         needs no dependency beyond pandas (parquet would need pyarrow).
         """
-        examples = result.examples
+        from .._secrets import scrub_frame
+
+        examples = scrub_frame(result.examples)
         task.upload_artifact(
             self.name("examples"),
             examples,

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._secrets import scrub_frame
 from .._warn import warn
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class LocalSink:
             }
             (folder / "metrics.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
             (folder / "summary.txt").write_text(summary_text(run, result) + "\n", encoding="utf-8")
-            result.examples.to_pickle(folder / "examples.pkl")
+            scrub_frame(result.examples).to_pickle(folder / "examples.pkl")
         except Exception as exc:  # noqa: BLE001 - the last resort must not raise either
             warn(
                 f"{run.name}: {'; '.join(result._problems)}; saving the run locally to {folder} failed too "

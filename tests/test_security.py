@@ -1,0 +1,119 @@
+"""Secrets stay out of everything a run writes; example details are only ever text."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tracked import read_session, tracked_eval
+
+ACCESS = "AKTESTACCESSKEY0123456789"
+SECRET = "sk-test-SECRET-VALUE-9876543210"
+TOKEN_ARG = "hf_argtoken_ABCDEF123456"
+
+
+def all_text(root: Path) -> str:
+    """Every file under root, as text (zips unpacked), so a search covers all the run wrote."""
+    import zipfile
+
+    chunks = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                chunks += [archive.read(name).decode("utf-8", "replace") for name in archive.namelist()]
+        else:
+            chunks.append(path.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(chunks)
+
+
+def test_simple_arguments_become_hyperparameters_with_secrets_redacted() -> None:
+    """Numbers, strings, booleans and paths are hyperparameters; secret-looking names are redacted."""
+
+    @tracked_eval(verbose=False)
+    def evaluate(
+        model: object, dataset: list[int], threshold: float, split: str, out: Path, hf_token: str, apiKey: str
+    ) -> Iterator[float]:
+        yield 1.0
+
+    result = evaluate(object(), [1], 0.5, "test", Path("/tmp/x"), TOKEN_ARG, "k-123456789")
+    params = read_session(result.session_dir).hyperparameters["Args"]
+    assert params["threshold"] == "0.5"
+    assert params["split"] == "test"
+    assert params["out"] == "/tmp/x"
+    assert params["hf_token"] == "<redacted>"
+    assert params["apiKey"] == "<redacted>"
+    assert "model" not in params
+    assert "dataset" not in params
+
+
+def test_no_credential_appears_in_any_output(
+    monkeypatch: pytest.MonkeyPatch, clearml_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Credentials in the environment, a secret argument and a failing ClearML: none of it is written anywhere."""
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", ACCESS)
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", SECRET)
+    monkeypatch.setenv("CLEARML_API_HOST", "http://127.0.0.1:9")
+
+    @tracked_eval(offline=True)
+    def evaluate(api_token: str, note: str) -> Iterator[dict[str, object]]:
+        yield {"acc": 1.0, "prediction": f"the key is {SECRET}"}
+        raise RuntimeError(f"auth failed with {ACCESS}")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError):
+            evaluate(TOKEN_ARG, note=SECRET)
+    written = all_text(clearml_cache)
+    out = capsys.readouterr()
+    shown = "\n".join([written, out.out, out.err, *(str(w.message) for w in caught)])
+    assert "acc" in written  # the search did see the session
+    for secret in (ACCESS, SECRET, TOKEN_ARG):
+        assert secret not in shown.replace(written, ""), "printed or warned"
+        assert secret not in written, "written"
+
+
+def test_credentials_in_clearml_conf_are_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key from clearml.conf (not the environment) is redacted from arguments too."""
+    conf = tmp_path / "clearml.conf"
+    conf.write_text(f'api {{ credentials {{ access_key: "{ACCESS}", secret_key: "{SECRET}" }} }}\n')
+    monkeypatch.setenv("CLEARML_CONFIG_FILE", str(conf))
+    from clearml.config import ConfigWrapper
+
+    monkeypatch.setattr(ConfigWrapper, "_config", None)  # reload with this file
+    from tracked._secrets import credentials
+
+    assert ACCESS in credentials()
+
+    @tracked_eval(verbose=False)
+    def evaluate(note: str) -> Iterator[float]:
+        yield 1.0
+
+    params = read_session(evaluate(f"key={ACCESS}").session_dir).hyperparameters["Args"]
+    assert params["note"] == "key=<redacted>"
+
+
+def test_details_are_text_never_templates_or_paths(clearml_cache: Path, tmp_path: Path) -> None:
+    """Details that look like format strings, env vars or paths are written verbatim, nothing more."""
+    tricky = [
+        "{0} {name} %s %(x)d",
+        "${HOME} $(rm -rf /)",
+        str(tmp_path / "created-by-a-detail.txt"),
+        "__import__('os')",
+    ]
+
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[dict[str, object]]:
+        for text in tricky:
+            yield {"acc": 1.0, "prediction": text}
+
+    result = evaluate()
+    console = read_session(result.session_dir).console
+    for text in tricky[:2]:
+        assert text in console
+    assert list(result.examples["prediction"]) == tricky
+    assert not (tmp_path / "created-by-a-detail.txt").exists()
