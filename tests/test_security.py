@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tracked import read_session, tracked_eval
+from tracked import TrackedWarning, read_session, tracked_eval
 
 ACCESS = "AKTESTACCESSKEY0123456789"
 SECRET = "sk-test-SECRET-VALUE-9876543210"
@@ -80,7 +80,10 @@ def test_no_credential_appears_in_any_output(
 def test_credentials_in_clearml_conf_are_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A key from clearml.conf (not the environment) is redacted from arguments too."""
     conf = tmp_path / "clearml.conf"
-    conf.write_text(f'api {{ credentials {{ access_key: "{ACCESS}", secret_key: "{SECRET}" }} }}\n')
+    conf.write_text(
+        'api { api_server: "http://127.0.0.1:9"\n'
+        f'  credentials {{ access_key: "{ACCESS}", secret_key: "{SECRET}" }} }}\n'
+    )
     monkeypatch.setenv("CLEARML_CONFIG_FILE", str(conf))
     from clearml.config import ConfigWrapper
 
@@ -93,7 +96,9 @@ def test_credentials_in_clearml_conf_are_scrubbed(tmp_path: Path, monkeypatch: p
     def evaluate(note: str) -> Iterator[float]:
         yield 1.0
 
-    params = read_session(evaluate(f"key={ACCESS}").session_dir).hyperparameters["Args"]
+    with pytest.warns(TrackedWarning, match="did not answer"):  # the configured server is a closed port
+        result = evaluate(f"key={ACCESS}")
+    params = read_session(result.session_dir).hyperparameters["Args"]
     assert params["note"] == "key=<redacted>"
 
 

@@ -324,11 +324,12 @@ def server_unreachable(timeout: float) -> str | None:
     import urllib.request
 
     from clearml.backend_api.session.defs import ENV_HOST
+    from clearml.backend_api.session.session import Session
     from clearml.config import config_obj
 
+    # The same order ClearML uses, down to its default: the hosted service.
     host = ENV_HOST.get() or config_obj.get("api.api_server", None) or config_obj.get("api.host", None)
-    if not host:
-        return "has no api_server address"
+    host = host or Session.default_host
     url = f"{str(host).rstrip('/')}/debug.ping"
     try:
         with urllib.request.urlopen(url, timeout=timeout):
