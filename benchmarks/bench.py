@@ -22,6 +22,7 @@ Columns:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = {"float": "one float", "map3": "mapping of 3 metrics"}
+SHAPES = {"float": "one float", "map3": "mapping of 3 metrics", "tensor": "torch CPU scalar tensor"}
+TENSOR_MAX_N = 100_000  # a million torch tensor objects alone take gigabytes
 SEED_MAX_N = 1_000  # ~1.2-3.5 ms per example with ClearML's defaults: 1,000 is ~1 minute with repeats
 
 
@@ -54,6 +56,10 @@ def reset_peak_rss() -> None:
 
 def make_items(n: int, shape: str) -> list[Any]:
     values = [((i * 7919) % 1000) / 1000 for i in range(n)]
+    if shape == "tensor":
+        import torch
+
+        return [torch.tensor(v) for v in values]
     return values if shape == "float" else [{"a": v, "b": 1.0 - v, "c": v * v} for v in values]
 
 
@@ -162,7 +168,7 @@ def measure(variant: str, n: int, shape: str, repeat: int, cache: str) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,100000,1000000")
-    parser.add_argument("--shapes", default="float,map3")
+    parser.add_argument("--shapes", default="float,map3,tensor", help="tensor runs only where torch is installed")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed-max", type=int, default=SEED_MAX_N)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -175,7 +181,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="tracked-bench-") as cache:
         for shape in args.shapes.split(","):
+            if shape == "tensor" and importlib.util.find_spec("torch") is None:
+                print("  torch is not installed: no tensor rows", file=sys.stderr)
+                continue
             for n in (int(s) for s in args.sizes.split(",")):
+                if shape == "tensor" and n > TENSOR_MAX_N:
+                    continue
                 bare = measure("bare", n, shape, args.repeat, cache)
                 variants = ["tracked"] + (["seed"] if n <= args.seed_max else [])
                 for variant in ["bare", *variants]:

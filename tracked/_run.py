@@ -63,7 +63,12 @@ class Series:
     def flush(self) -> None:
         """Move pending tensors to the host, all at once, and append their values."""
         pending, self.pending = self.pending, []
-        for (index, _), value in zip(pending, tensors_to_floats([t for _, t in pending]), strict=True):
+        values = tensors_to_floats([t for _, t in pending])
+        first, last = pending[0][0], pending[-1][0]
+        if self.indices is None and first == self.start + len(self.values) and last - first == len(pending) - 1:
+            self.values.extend(values)  # the common case: consecutive examples
+            return
+        for (index, _), value in zip(pending, values, strict=True):
             self.append(index, value)
 
     def value_at(self, index: int) -> float | None:

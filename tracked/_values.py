@@ -63,16 +63,20 @@ def tensors_to_floats(tensors: list[Any]) -> list[float]:
     torch = sys.modules.get("torch")
     if torch is not None and len(tensors) > 1:
         try:
-            by_device: dict[Any, list[int]] = {}
-            for position, tensor in enumerate(tensors):
-                by_device.setdefault(tensor.device, []).append(position)
-            out = [0.0] * len(tensors)
-            for positions in by_device.values():
-                stacked = torch.stack([tensors[p].detach() for p in positions]).to("cpu", torch.float64)
-                for p, value in zip(positions, stacked.tolist(), strict=True):
-                    out[p] = value
-            return out
-        except Exception:  # noqa: BLE001 - odd dtypes (complex, bool mixes): fall back to one by one
+            with torch.no_grad():  # stacking must not grow an autograd graph
+                try:
+                    return list(torch.stack(tensors).to("cpu", torch.float64).tolist())
+                except RuntimeError:  # tensors on several devices: one transfer per device
+                    by_device: dict[Any, list[int]] = {}
+                    for position, tensor in enumerate(tensors):
+                        by_device.setdefault(tensor.device, []).append(position)
+                    out = [0.0] * len(tensors)
+                    for positions in by_device.values():
+                        stacked = torch.stack([tensors[p] for p in positions]).to("cpu", torch.float64)
+                        for p, value in zip(positions, stacked.tolist(), strict=True):
+                            out[p] = value
+                    return out
+        except Exception:  # noqa: BLE001 - odd dtypes (complex, mixed): fall back to one by one
             pass
     return [float(t) for t in tensors]
 
