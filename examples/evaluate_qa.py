@@ -1,13 +1,15 @@
 """The seed scenario: token recall over a small QA dataset, tracked in ClearML.
 
-Run it with ``python examples/evaluate_qa.py``. With no ClearML server
+Run it with ``python examples/evaluate_qa.py`` (``--name``, ``--repeat N``). With no ClearML server
 configured, the run is written as an offline session; the summary printed
 at the end says where, and how to upload it later.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +36,7 @@ def load(path: Path = DATA) -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-@tracked_eval(project="tracked-examples", task_name="qa token recall")
+@tracked_eval(project="tracked-examples")
 def evaluate(dataset: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Score every example; tracked turns the yields into the progress chart and final metrics."""
     for example in dataset:
@@ -46,6 +48,15 @@ def evaluate(dataset: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         }
 
 
-if __name__ == "__main__":
-    result = evaluate(load())
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", default="qa token recall", help="the run's name (ClearML task name)")
+    parser.add_argument("--repeat", type=int, default=1, help="evaluate the dataset this many times over")
+    args = parser.parse_args()
+    os.environ["TRACKED_TASK_NAME"] = args.name  # read by tracked when the evaluation is called
+    result = evaluate(load() * args.repeat)
     print(f"token_recall = {result['token_recall']:.4f} over {result['num_examples']} examples")
+
+
+if __name__ == "__main__":
+    main()

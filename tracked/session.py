@@ -129,11 +129,15 @@ def read_session(path: str | Path) -> Session:
     for event in _batches(files.get("metrics.jsonl", ""), "metrics.jsonl", session.problems):
         kind, title, series = event.get("type"), str(event.get("metric", "")), str(event.get("variant", ""))
         if kind == "training_stats_scalar":
-            value = float(event.get("value", "nan"))
-            if title == SINGLE_VALUE_METRIC and event.get("iter") == SINGLE_VALUE_ITER:
+            try:
+                value, iteration = float(event.get("value", "nan")), int(event.get("iter", 0))
+            except (TypeError, ValueError):
+                session.problems.append(f"metrics.jsonl: unreadable scalar event {title}/{series}")
+                continue
+            if title == SINGLE_VALUE_METRIC and iteration == SINGLE_VALUE_ITER:
                 session.single_values[series] = value
             else:
-                session.scalars.setdefault(title, {}).setdefault(series, []).append((int(event.get("iter", 0)), value))
+                session.scalars.setdefault(title, {}).setdefault(series, []).append((iteration, value))
         elif kind == "plot":
             table = _table(title, series, event.get("plot_str", ""))
             if table is not None:

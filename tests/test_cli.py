@@ -1,0 +1,207 @@
+"""The `tracked` command, end to end on sessions that real @tracked_eval runs wrote."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tracked import tracked_eval
+from tracked.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_eval(name: str, values: list[float], max_points: int = 5000) -> Path:
+    @tracked_eval(verbose=False, task_name=name, max_points=max_points)
+    def evaluate() -> Iterator[dict[str, object]]:
+        for i, value in enumerate(values):
+            yield {"token_recall": value, "prediction": f"answer {i}"}
+
+    folder = evaluate().session_dir
+    assert folder is not None
+    return folder
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def three_runs() -> list[Path]:
+    return [run_eval("Exp #1", [0.5, 1.0]), run_eval("Exp #2", [0.75, 1.0, 0.75, 1.0]), run_eval("Exp #3", [0.25, 0.5])]
+
+
+def test_show_prints_status_values_table_chart_and_examples(three_runs: list[Path]) -> None:
+    """show: status, duration, single values, Final Metrics, a text chart per series, first examples."""
+    code, out, err = cli("show", str(three_runs[1]))
+    assert code == 0, err
+    assert "status    completed" in out
+    assert "duration  " in out
+    assert "token_recall      0.875" in out
+    assert "Final Metrics" in out
+    assert "token_recall (running mean)" in out
+    assert "4 points, examples 0-3" in out
+    assert "#0  token_recall=0.7500  prediction=answer 0" in out
+
+
+def test_show_reads_a_zip_too(three_runs: list[Path]) -> None:
+    """A session's zip shows the same as its folder."""
+    code, out, _ = cli("show", f"{three_runs[0]}.zip")
+    assert code == 0
+    assert "Exp #1" in out
+
+
+def test_compare_marks_the_best_and_sorts(three_runs: list[Path]) -> None:
+    """compare: one row per run, one column per final metric, the best marked; --sort orders best first."""
+    code, out, _ = cli("compare", *map(str, three_runs), "--sort", "token_recall")
+    assert code == 0
+    rows = out.splitlines()
+    assert rows[0].split()[:3] == ["run", "token_recall", "num_examples"]
+    assert [r.split("  ")[0] for r in rows[1:4]] == ["Exp #2", "Exp #1", "Exp #3"]
+    assert "0.875 *" in rows[1]
+    assert "0.375" in rows[3]
+
+
+def test_compare_formats(three_runs: list[Path]) -> None:
+    """markdown marks the best in bold; csv is plain; json lists runs and the best per metric."""
+    paths = list(map(str, three_runs))
+    assert "| Exp #2 | **0.875** |" in cli("compare", *paths, "--format", "markdown")[1]
+    csv = cli("compare", *paths, "--format", "csv")[1]
+    assert csv.splitlines()[0].startswith("run,token_recall,num_examples")
+    data = json.loads(cli("compare", *paths, "--format", "json")[1])
+    assert [r["run"] for r in data["runs"]] == ["Exp #1", "Exp #2", "Exp #3"]
+    assert data["best"]["token_recall"] == ["Exp #2"]
+
+
+def test_compare_accepts_globs(three_runs: list[Path]) -> None:
+    """A glob finds the runs, oldest first."""
+    code, out, _ = cli("compare", str(three_runs[0].parent / "*.zip"))
+    assert code == 0
+    assert [line.split("  ")[0] for line in out.splitlines()[1:4]] == ["Exp #1", "Exp #2", "Exp #3"]
+
+
+def test_bad_inputs_are_one_line_each_and_others_still_shown(three_runs: list[Path], tmp_path: Path) -> None:
+    """Missing path, corrupt zip, not a session, truncated metrics: one stderr line each, exit 2, no traceback."""
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(b"PK\x03\x04 not really")
+    truncated = tmp_path / "truncated"
+    shutil.copytree(three_runs[2], truncated)
+    metrics = truncated / "metrics.jsonl"
+    metrics.write_text(metrics.read_text()[:-40], encoding="utf-8")
+    crashed = tmp_path / "crashed"
+    shutil.copytree(three_runs[0], crashed)
+    task = json.loads((crashed / "task.json").read_text())
+    task.pop("hyperparams", None)  # a run that died before tracked recorded its status
+    (crashed / "task.json").write_text(json.dumps(task))
+    args = [str(tmp_path / "missing"), str(corrupt), str(tmp_path), str(truncated), str(crashed), str(three_runs[1])]
+    code, out, err = cli("compare", *args)
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 5, err
+    assert "missing: no such file or folder" in lines[0]
+    assert "not a readable session zip" in lines[1]
+    assert "not an offline ClearML session" in lines[2]
+    assert "metrics.jsonl line" in lines[3]
+    assert "no final status" in lines[4]
+    assert "Traceback" not in err
+    assert "Exp #2" in out  # the good runs are still compared
+
+
+def test_report_is_self_contained(three_runs: list[Path], tmp_path: Path) -> None:
+    """report: one HTML file with no external scripts or styles, holding every run's tabs."""
+    output = tmp_path / "report.html"
+    code, _out, _ = cli("report", *map(str, three_runs), "-o", str(output))
+    assert code == 0
+    page = output.read_text(encoding="utf-8")
+    assert re.search(r"<script[^>]*\bsrc=", page) is None  # every script is inline
+    assert re.search(r"<link[^>]*\bhref=", page) is None  # and every style
+    expected = ("SCALARS", "PLOTS", "CONSOLE", "Compare", "Exp #3", "Training Progress", "token_recall (running mean)")
+    for text in expected:
+        assert text in page
+
+
+def test_upload_without_a_server_is_a_clear_error(three_runs: list[Path]) -> None:
+    """upload with no server configured: one line saying so, exit 2."""
+    code, _, err = cli("upload", str(three_runs[0]))
+    assert code == 2
+    assert "no ClearML server is configured" in err
+
+
+def test_big_session_shows_quickly_enough_to_be_useful() -> None:
+    """A 200,000-example run (charts capped at max_points) shows and reports from its bounded session."""
+    folder = run_eval("big", [i % 7 / 7 for i in range(200_000)], max_points=2000)
+    code, out, _ = cli("show", str(folder))
+    assert code == 0
+    assert "2000 points, examples" in out
+
+
+def test_console_command_and_python_m(three_runs: list[Path]) -> None:
+    """`python -m tracked` runs the same command line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tracked", "compare", str(three_runs[0])],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Exp #1" in done.stdout
+
+
+def chromium() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("CI"):
+        pytest.fail("chromium is not installed: .ci/run installs it")
+    return found
+
+
+def test_report_renders_in_a_headless_browser(three_runs: list[Path], tmp_path: Path) -> None:
+    """Opened in Chromium: no console errors; the screenshot shows the compare table and the charts."""
+    browser = chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed here (CI installs it)")
+    output = tmp_path / "report.html"
+    assert cli("report", *map(str, three_runs), "-o", str(output))[0] == 0
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--log-level=0",
+         "--window-size=1280,1400", "--virtual-time-budget=5000", f"--screenshot={shot}", output.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    from PIL import Image
+
+    image = Image.open(shot).convert("RGB")
+    colors = image.getcolors(maxcolors=1 << 20) or []
+    counts = {color: count for count, color in colors}
+    assert counts.get((238, 240, 246), 0) > 500  # table header cells (#eef0f6)
+    assert counts.get((227, 246, 241), 0) > 100  # the best value's cell (#e3f6f1)
+    plotly_blue = sum(n for (r, g, b), n in counts.items() if abs(r - 99) < 12 and abs(g - 110) < 12 and b > 230)
+    assert plotly_blue > 200  # the first run's line in the progress chart
+
+
+def test_zip_with_folder_inside_is_read(three_runs: list[Path], tmp_path: Path) -> None:
+    """A zip someone made of the session folder (files one level down) reads too."""
+    archive = tmp_path / "wrapped.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for file in three_runs[0].iterdir():
+            if file.is_file():
+                out.write(file, f"session/{file.name}")
+    code, out_text, _ = cli("show", str(archive))
+    assert code == 0
+    assert "Exp #1" in out_text

@@ -1,0 +1,285 @@
+"""The ``tracked`` command: look at offline sessions without a ClearML server.
+
+    tracked show RUN                 status, metrics, progress charts, first examples
+    tracked compare RUN... [--format table|markdown|csv|json] [--sort METRIC]
+    tracked report RUN... -o report.html
+    tracked upload RUN...            send sessions to the configured ClearML server
+
+RUN is an offline session folder or its zip (globs are expanded). A RUN that
+cannot be read is one line on stderr; the others are still shown, and the
+exit code is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .session import Session, SessionError, read_session
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXIT_BAD_INPUT = 2
+_SPARKS = "▁▂▃▄▅▆▇█"
+#: Metrics where lower is better when marking the best run; others: higher is better.
+_LOWER_IS_BETTER = (
+    "loss",
+    "error",
+    "err",
+    "wer",
+    "cer",
+    "perplexity",
+    "duration",
+    "latency",
+    "time",
+    "seconds",
+    "size",
+)
+#: Counts describe a run; no run is "best" at them.
+_NEUTRAL = ("num_examples", "dataset_num_eval", "skipped_values", "model_size_bytes")
+
+
+class Problems:
+    """Collects one-line problems for stderr; any problem makes the exit code 2."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.count = 0
+
+    def add(self, message: str) -> None:
+        self.count += 1
+        print(f"tracked: {message}", file=self.stream)
+
+
+def load_runs(specs: Sequence[str], problems: Problems) -> list[Session]:
+    """Sessions for each RUN argument (globs expanded); unreadable ones become problems."""
+    sessions: list[Session] = []
+    for spec in specs:
+        # Globs in the order the runs were written, oldest first.
+        paths = sorted(glob.glob(spec), key=os.path.getmtime) if glob.has_magic(spec) else [spec]
+        if not paths:
+            problems.add(f"{spec}: no such file or folder")
+        for path in paths:
+            try:
+                session = read_session(path)
+            except SessionError as exc:
+                problems.add(str(exc))
+                continue
+            for problem in session.problems:
+                problems.add(f"{path}: {problem}; showing what could be read")
+            if session.status == "unknown":
+                problems.add(
+                    f"{path}: the run recorded no final status (it may have crashed); showing what was written"
+                )
+            sessions.append(session)
+    return sessions
+
+
+def labels(sessions: Sequence[Session]) -> list[str]:
+    """Run names, made unique with the task id where two runs share a name."""
+    names = [s.name or s.id for s in sessions]
+    return [f"{n} ({s.id[-8:]})" if names.count(n) > 1 else n for n, s in zip(names, sessions, strict=True)]
+
+
+def sparkline(values: Sequence[float], width: int = 60) -> str:
+    """A one-line text chart of ``values``: each character the mean of an equal share of them."""
+    if not values:
+        return ""
+    if len(values) > width:
+        step = len(values) / width
+        values = [
+            sum(chunk) / len(chunk)
+            for chunk in (values[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)] for i in range(width))
+        ]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(_SPARKS[min(len(_SPARKS) - 1, int((v - low) / span * len(_SPARKS)))] for v in values)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def show(session: Session, out: TextIO) -> None:
+    singles = session.single_values
+    duration = singles.get("duration_seconds")
+    print(f"run       {session.name}  ({session.id})", file=out)
+    print(f"project   {session.project}", file=out)
+    print(f"status    {session.status}", file=out)
+    print(f"duration  {'-' if duration is None else f'{duration:.3f} s'}", file=out)
+    if singles:
+        width = max(map(len, singles))
+        print("\nsingle values", file=out)
+        for name, value in singles.items():
+            print(f"  {name:<{width}}  {_fmt(value)}", file=out)
+    for title, table in session.tables.items():
+        print(f"\n{title}", file=out)
+        widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in table.rows)) for i, h in enumerate(table.header)]
+        print("  " + "  ".join(f"{h:<{w}}" for h, w in zip(table.header, widths, strict=True)), file=out)
+        for row in table.rows:
+            print("  " + "  ".join(f"{_fmt(c):<{w}}" for c, w in zip(row, widths, strict=True)), file=out)
+    for title, series in session.scalars.items():
+        print(f"\n{title}", file=out)
+        width = max(map(len, series))
+        for name, points in series.items():
+            values = [v for _, v in points]
+            first, last = points[0][0], points[-1][0]
+            print(
+                f"  {name:<{width}}  {sparkline(values)}  {len(points)} points, examples {first}-{last}, "
+                f"{min(values):.4g}..{max(values):.4g}",
+                file=out,
+            )
+    examples = _console_examples(session.console)
+    if examples:
+        print("\nfirst examples", file=out)
+        for line in examples:
+            print(f"  {line}", file=out)
+
+
+def _console_examples(console: str) -> list[str]:
+    """The example lines of tracked's console summary (``#0  score=...  prediction=...``)."""
+    return [line.strip() for line in console.splitlines() if line.startswith("  #")]
+
+
+def compare_frame(sessions: Sequence[Session], sort: str | None = None) -> pd.DataFrame:
+    """One row per run, one column per final metric (single values), in first-seen order."""
+    import pandas as pd
+
+    rows = [dict(s.single_values) for s in sessions]
+    frame: pd.DataFrame = pd.DataFrame(rows, index=pd.Index(labels(sessions), name="run"))
+    if sort is not None:
+        if sort not in frame.columns:
+            raise SessionError(f"--sort {sort}: no run has that metric (metrics: {', '.join(frame.columns)})")
+        frame = frame.sort_values(sort, ascending=lower_is_better(sort), na_position="last")
+    return frame
+
+
+def lower_is_better(metric: str) -> bool:
+    lowered = metric.lower()
+    return any(word in lowered for word in _LOWER_IS_BETTER)
+
+
+def best_runs(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """metric -> the runs with the best value (ties all marked; none when all tie; counts are neutral)."""
+    best: dict[str, list[str]] = {}
+    for metric in frame.columns:
+        column = frame[metric].dropna()
+        if metric in _NEUTRAL or column.empty:
+            continue
+        target = column.min() if lower_is_better(metric) else column.max()
+        winners = [
+            str(run) for run, value in column.items() if math.isclose(value, target, rel_tol=1e-9, abs_tol=1e-12)
+        ]
+        if len(winners) < len(column):
+            best[metric] = winners
+    return best
+
+
+def render_compare(frame: pd.DataFrame, fmt: str) -> str:
+    best = best_runs(frame)
+    if fmt == "csv":
+        return frame.to_csv()
+    if fmt == "json":
+        runs = [{"run": run, **{k: v for k, v in row.items() if v == v}} for run, row in frame.iterrows()]
+        return json.dumps({"runs": runs, "best": best}, indent=2)
+    mark = "**{}**" if fmt == "markdown" else "{} *"
+    cells = [
+        [
+            str(run),
+            *(
+                mark.format(_fmt(v)) if run in best.get(str(m), ()) else ("" if v != v else _fmt(v))
+                for m, v in row.items()
+            ),
+        ]
+        for run, row in frame.iterrows()
+    ]
+    header = ["run", *map(str, frame.columns)]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines) + "\n* best value in its column\n"
+
+
+def upload(specs: Sequence[str], problems: Problems, out: TextIO) -> None:
+    from clearml import Task
+
+    from .sinks.clearml import server_configured
+
+    if not server_configured():
+        problems.add(
+            "no ClearML server is configured (set CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and "
+            "CLEARML_API_SECRET_KEY, or run `clearml-init`); nothing was uploaded"
+        )
+        return
+    Task.set_offline(False)
+    for session in load_runs(specs, problems):
+        try:
+            task_id = Task.import_offline_session(str(session.path))
+        except Exception as exc:  # noqa: BLE001 - one line per run, the others still go
+            problems.add(f"{session.path}: upload failed ({type(exc).__name__}: {exc})")
+            continue
+        print(f"{session.path} -> {task_id}", file=out)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="tracked", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = top.add_subparsers(dest="command", required=True)
+    show_cmd = commands.add_parser("show", help="print one or more runs")
+    show_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    compare_cmd = commands.add_parser("compare", help="final metrics side by side, best marked")
+    compare_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    compare_cmd.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    compare_cmd.add_argument("--sort", metavar="METRIC", help="order runs by this metric, best first")
+    report_cmd = commands.add_parser("report", help="one self-contained HTML file")
+    report_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    report_cmd.add_argument("-o", "--output", default="report.html", type=Path)
+    upload_cmd = commands.add_parser("upload", help="send offline sessions to the configured ClearML server")
+    upload_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    return top
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    problems = Problems(err or sys.stderr)
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "upload":
+            upload(args.runs, problems, out)
+            return EXIT_BAD_INPUT if problems.count else 0
+        sessions = load_runs(args.runs, problems)
+        if args.command == "show":
+            for number, session in enumerate(sessions):
+                if number:
+                    print("\n" + "-" * 60 + "\n", file=out)
+                show(session, out)
+        elif args.command == "compare" and sessions:
+            out.write(render_compare(compare_frame(sessions, args.sort), args.format))
+        elif args.command == "report" and sessions:
+            from .report import write_report
+
+            write_report(sessions, labels(sessions), args.output)
+            print(f"report: {args.output.resolve()}", file=out)
+    except SessionError as exc:
+        problems.add(str(exc))
+    except OSError as exc:
+        problems.add(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}")
+    return EXIT_BAD_INPUT if problems.count else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

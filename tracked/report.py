@@ -1,0 +1,148 @@
+"""``tracked report``: one self-contained HTML file laid out like ClearML's tabs.
+
+SCALARS (single values; a Training Progress chart per metric with its
+running mean, runs overlaid), PLOTS (the Final Metrics tables), CONSOLE
+(each run's console text). With several runs, the compare table comes
+first. Charts are plotly, with plotly.js inlined once: the file opens
+offline, with no CDN and no server.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .session import Session, SessionError
+
+_RUNNING = " (running mean)"
+_CSS = """
+body { font-family: Heebo, verdana, arial, sans-serif; margin: 0; color: #333; background: #f7f8fc; }
+header { background: #1a1e2c; color: #fff; padding: 12px 24px; font-size: 18px; }
+nav { background: #fff; border-bottom: 1px solid #d4d6e0; padding: 0 24px; }
+nav button { background: none; border: none; padding: 12px 16px; font-size: 14px; cursor: pointer; }
+nav button.active { border-bottom: 3px solid #14aa8c; font-weight: bold; }
+section { display: none; padding: 16px 24px; }
+section.active { display: block; }
+table { border-collapse: collapse; margin: 8px 0 20px; background: #fff; }
+th, td { border: 1px solid #d4d6e0; padding: 6px 12px; text-align: left; }
+th { background: #eef0f6; }
+td.best { font-weight: bold; background: #e3f6f1; }
+pre { background: #fff; border: 1px solid #d4d6e0; padding: 12px; overflow-x: auto; }
+.chart { background: #fff; margin-bottom: 16px; border: 1px solid #d4d6e0; }
+"""
+_TABS_JS = """
+document.querySelectorAll('nav button').forEach(function (button) {
+  button.addEventListener('click', function () {
+    document.querySelectorAll('nav button, section').forEach(function (el) { el.classList.remove('active'); });
+    button.classList.add('active');
+    document.getElementById(button.dataset.tab).classList.add('active');
+    window.dispatchEvent(new Event('resize'));
+  });
+});
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], best: set[tuple[int, int]] | None = None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="best">{_e(_fmt(c))}</td>' if best and (r, i) in best else f"<td>{_e(_fmt(c))}</td>"
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for r, row in enumerate(rows)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(value: Any) -> str:
+    from .cli import _fmt as fmt
+
+    return "" if isinstance(value, float) and value != value else fmt(value)
+
+
+def _charts(sessions: Sequence[Session], names: Sequence[str]) -> list[str]:
+    """One chart per (title, metric): each run's points and its running mean, overlaid."""
+    import plotly.graph_objects as go
+
+    metrics: dict[tuple[str, str], None] = {}
+    for session in sessions:
+        for title, series in session.scalars.items():
+            for name in series:
+                if not name.endswith(_RUNNING):
+                    metrics[(title, name)] = None
+    divs = []
+    for title, metric in metrics:
+        figure = go.Figure()
+        for session, run in zip(sessions, names, strict=True):
+            series = session.scalars.get(title, {})
+            for name, dash in ((metric, None), (metric + _RUNNING, "dash")):
+                points = series.get(name)
+                if points:
+                    label = name if len(sessions) == 1 else f"{run}: {name}"
+                    xs, ys = [i for i, _ in points], [v for _, v in points]
+                    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=label, line={"dash": dash}))
+        figure.update_layout(
+            title=f"{title} / {metric}", xaxis_title="example", height=360, margin={"t": 48, "b": 40, "l": 48, "r": 16}
+        )
+        divs.append(f'<div class="chart">{figure.to_html(full_html=False, include_plotlyjs=False)}</div>')
+    return divs
+
+
+def build_report(sessions: Sequence[Session], names: Sequence[str]) -> str:
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError:
+        raise SessionError("tracked report draws its charts with plotly: pip install 'tracked[report]'") from None
+    from .cli import best_runs, compare_frame
+
+    scalars = []
+    if len(sessions) > 1:
+        frame = compare_frame(sessions)
+        best = best_runs(frame)
+        columns = list(frame.columns)
+        marks = {
+            (r, columns.index(m) + 1) for m, runs in best.items() for r, name in enumerate(frame.index) if name in runs
+        }
+        rows = [[run, *row] for run, row in zip(frame.index, frame.itertuples(index=False), strict=True)]
+        scalars.append("<h2>Compare</h2>" + _table(["run", *columns], rows, marks))
+    for session, run in zip(sessions, names, strict=True):
+        status = f"{session.status}, {session.id}"
+        scalars.append(f"<h3>Single values: {_e(run)} <small>({_e(status)})</small></h3>")
+        scalars.append(_table(["Metric", "Value"], list(session.single_values.items())))
+    scalars.append("<h2>Training Progress</h2>")
+    scalars += _charts(sessions, names)
+    plots = [
+        f"<h3>{_e(title)}: {_e(run)}</h3>" + _table(table.header, table.rows)
+        for session, run in zip(sessions, names, strict=True)
+        for title, table in session.tables.items()
+    ]
+    console = [
+        f"<h3>{_e(run)}</h3><pre>{_e(session.console)}</pre>" for session, run in zip(sessions, names, strict=True)
+    ]
+    tabs = {"scalars": ("SCALARS", scalars), "plots": ("PLOTS", plots), "console": ("CONSOLE", console)}
+    nav = "".join(
+        f'<button data-tab="{key}"{" class=active" if key == "scalars" else ""}>{label}</button>'
+        for key, (label, _) in tabs.items()
+    )
+    sections = "".join(
+        f'<section id="{key}"{" class=active" if key == "scalars" else ""}>{"".join(parts)}</section>'
+        for key, (_, parts) in tabs.items()
+    )
+    title = "tracked: " + ", ".join(names)
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"<style>{_CSS}</style><script>{get_plotlyjs()}</script></head>"
+        f"<body><header>{_e(title)}</header><nav>{nav}</nav>{sections}<script>{_TABS_JS}</script></body></html>"
+    )
+
+
+def write_report(sessions: Sequence[Session], names: Sequence[str], output: Path) -> None:
+    output.write_text(build_report(sessions, names), encoding="utf-8")
