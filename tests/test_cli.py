@@ -114,7 +114,7 @@ def test_bad_inputs_are_one_line_each_and_others_still_shown(three_runs: list[Pa
     assert "not a readable session zip" in lines[1]
     assert "not an offline ClearML session" in lines[2]
     assert "metrics.jsonl line" in lines[3]
-    assert "no final status" in lines[4]
+    assert "no final status recorded" in lines[4]
     assert "Traceback" not in err
     assert "Exp #2" in out  # the good runs are still compared
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Generator
+from pathlib import Path
 
 import pytest
 
@@ -63,26 +64,6 @@ def test_close_records_what_was_consumed() -> None:
     assert read_session(result.session_dir).status == "stopped"
 
 
-def test_break_out_of_a_for_loop_then_garbage_collection_records_the_run() -> None:
-    """An abandoned lazy generator is closed when collected; its partial run is saved."""
-
-    @tracked_eval(lazy=True)
-    def count() -> Generator[float, None, None]:
-        for i in range(100):
-            yield float(i)
-
-    gen = count()
-    for item in gen:
-        if item == 4.0:
-            break
-    result = gen.result  # type: ignore[attr-defined]
-    del gen
-    import gc
-
-    gc.collect()
-    assert result is None or result["num_examples"] == 5
-
-
 def test_lazy_async_generator_forwards_items_and_aclose() -> None:
     """An async generator with lazy=True is iterated by the caller; aclose() records the partial run."""
 
@@ -120,3 +101,47 @@ def test_lazy_async_generator_runs_to_the_end() -> None:
     assert items == [0.0, 1.0, 2.0, 3.0]
     assert result["score"] == 1.5  # type: ignore[index]
     assert result.status == "completed"  # type: ignore[attr-defined]
+
+
+def test_abandoned_lazy_generator_is_saved_when_collected(clearml_cache: Path) -> None:
+    """break, then drop the generator: garbage collection closes it and the partial run is on disk."""
+    import gc
+
+    @tracked_eval(lazy=True, verbose=False)
+    def count() -> Generator[float, None, None]:
+        for i in range(100):
+            yield float(i)
+
+    gen = count()
+    for item in gen:
+        if item == 4.0:
+            break
+    del gen
+    gc.collect()
+    (folder,) = [p for p in (clearml_cache / "offline").iterdir() if p.is_dir()]
+    session = read_session(folder)
+    assert session.status == "stopped"
+    assert session.single_values["num_examples"] == 5
+
+
+def test_cancelled_asyncio_task_records_the_partial_run(clearml_cache: Path) -> None:
+    """Cancelling the task that awaits an evaluation: CancelledError propagates, the run is saved as stopped."""
+
+    @tracked_eval(verbose=False)
+    async def slow() -> AsyncIterator[float]:
+        for i in range(1000):
+            yield float(i)
+            await asyncio.sleep(0.01 if i >= 3 else 0)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(slow())
+        await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    (folder,) = [p for p in (clearml_cache / "offline").iterdir() if p.is_dir()]
+    session = read_session(folder)
+    assert session.status == "stopped"
+    assert 1 <= session.single_values["num_examples"] < 1000

@@ -9,15 +9,17 @@ them: a torch module is recognised by its ``parameters()``/``buffers()``.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._options import Settings
 from ._secrets import REDACTED, looks_secret, scrub
+
+if TYPE_CHECKING:
+    import inspect
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class CallInfo:
 
 @functools.lru_cache(maxsize=512)
 def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    import inspect
+
     try:
         return inspect.signature(func)
     except (TypeError, ValueError):

@@ -9,11 +9,9 @@ function inside a ``Run``.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
-from ._call import describe_call
 from ._generators import TrackedAsyncGenerator, TrackedGenerator, finish, status_of
 from ._lifecycle import redeliver, sigterm_as_exception
 from ._options import Settings, check_options, resolve
@@ -30,6 +28,7 @@ Kwargs = dict[str, Any]
 
 def _begin(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings, yields: bool) -> Run | None:
     """A started run, or None when tracked itself cannot start one (then the call runs untracked)."""
+    from ._call import describe_call
     from .sinks.clearml import ClearMLSink
     from .sinks.console import ConsoleSink
     from .sinks.local import LocalSink
@@ -176,6 +175,8 @@ def _function_wrapper_class() -> type:
 
 
 def _kind(func: Any) -> Callable[[Mapping[str, Any]], Callable[[Callable[..., Any], Any, Args, Kwargs], Any]]:
+    import inspect  # ~10 ms: at decoration, not at ``import tracked``
+
     target = func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
     if inspect.isasyncgenfunction(target):
         return _async_generator

@@ -69,18 +69,36 @@ def load_runs(specs: Sequence[str], problems: Problems) -> list[Session]:
             problems.add(f"{spec}: no such file or folder")
         for path in paths:
             try:
-                session = read_session(path)
+                found = [read_session(path)] if Path(path).exists() or not _server() else _from_server(path)
             except SessionError as exc:
                 problems.add(str(exc))
                 continue
-            for problem in session.problems:
-                problems.add(f"{path}: {problem}; showing what could be read")
-            if session.status == "unknown":
-                problems.add(
-                    f"{path}: the run recorded no final status (it may have crashed); showing what was written"
-                )
-            sessions.append(session)
+            for session in found:
+                for problem in session.problems:
+                    problems.add(f"{path}: {problem}; showing what could be read")
+                if session.status == "unknown":
+                    problems.add(f"{path}: no final status recorded (the run may have crashed); showing what it wrote")
+                sessions.append(session)
     return sessions
+
+
+def _server() -> bool:
+    from .sinks.clearml import server_configured
+
+    return server_configured()
+
+
+def _from_server(spec: str) -> list[Session]:
+    """RUN that is no path, with a server configured: a task id, else every task of a project."""
+    from .session import project_task_ids, read_task
+
+    try:
+        return [read_task(spec)]
+    except SessionError:
+        ids = project_task_ids(spec)
+    if not ids:
+        raise SessionError(f"{spec}: no such file or folder, ClearML task or ClearML project")
+    return [read_task(task_id) for task_id in ids]
 
 
 def labels(sessions: Sequence[Session]) -> list[str]:
