@@ -24,6 +24,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
+#: wrapt's wrapper shape: (wrapped, instance, args, kwargs).
+Wrapper = Callable[[Callable[..., Any], Any, Args, Kwargs], Any]
 
 
 def _begin(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings, yields: bool) -> Run | None:
@@ -49,7 +51,7 @@ def _settings(given: Mapping[str, Any]) -> Settings:
     return settings
 
 
-def _plain(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args, Kwargs], Any]:
+def _plain(given: Mapping[str, Any]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         settings = _settings(given)
         run = _begin(wrapped, args, kwargs, settings, yields=False) if settings.enabled else None
@@ -72,7 +74,7 @@ def _capture(inner: Generator[Any, Any, Any], box: list[Any]) -> Generator[Any, 
     box.append((yield from inner))
 
 
-def _generator(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args, Kwargs], Any]:
+def _generator(given: Mapping[str, Any]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         settings = _settings(given)
         run = _begin(wrapped, args, kwargs, settings, yields=True) if settings.enabled else None
@@ -99,7 +101,7 @@ def _generator(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, A
     return wrapper
 
 
-def _coroutine(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args, Kwargs], Any]:
+def _coroutine(given: Mapping[str, Any]) -> Wrapper:
     async def tracked_call(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings) -> Any:
         run = _begin(wrapped, args, kwargs, settings, yields=False)
         if run is None:
@@ -120,7 +122,7 @@ def _coroutine(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, A
     return wrapper
 
 
-def _async_generator(given: Mapping[str, Any]) -> Callable[[Callable[..., Any], Any, Args, Kwargs], Any]:
+def _async_generator(given: Mapping[str, Any]) -> Wrapper:
     async def tracked_call(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings) -> Any:
         run = _begin(wrapped, args, kwargs, settings, yields=True)
         if run is None:
@@ -174,7 +176,7 @@ def _function_wrapper_class() -> type:
     return TrackedFunction
 
 
-def _kind(func: Any) -> Callable[[Mapping[str, Any]], Callable[[Callable[..., Any], Any, Args, Kwargs], Any]]:
+def _kind(func: Any) -> Callable[[Mapping[str, Any]], Wrapper]:
     import inspect  # ~10 ms: at decoration, not at ``import tracked``
 
     target = func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
