@@ -123,7 +123,7 @@ def seed_loop(items: list[Any], marks: dict[str, float], shape: str) -> Path | N
     sums: dict[str, float] = {}
     count = 0
     for i, item in enumerate(evaluation(items, marks)):
-        scores = {"score": item} if isinstance(item, float) else item
+        scores = item if isinstance(item, dict) else {"score": float(item)}
         for name, value in scores.items():
             logger.report_scalar("Training Progress", name, value=value, iteration=i)
             sums[name] = sums.get(name, 0.0) + value
@@ -139,7 +139,7 @@ def seed_loop(items: list[Any], marks: dict[str, float], shape: str) -> Path | N
     return Path(folder) if folder else None
 
 
-SEED_TIMEOUT_S = 90  # ClearML's forked reporter sometimes waits ~300 s at close (clearml-notes.md)
+SEED_TIMEOUT_S = 60  # ClearML's forked reporter sometimes waits ~300 s at close (clearml-notes.md)
 
 
 def measure(variant: str, n: int, shape: str, repeat: int, cache: str) -> dict[str, float]:
@@ -154,6 +154,8 @@ def measure(variant: str, n: int, shape: str, repeat: int, cache: str) -> dict[s
                 capture_output=True, text=True, env=env, check=True, cwd=ROOT,
                 timeout=SEED_TIMEOUT_S if variant == "seed" else None,
             )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            raise SystemExit(f"{variant} N={n:,} {shape} failed:\n{exc.stderr}") from None
         except subprocess.TimeoutExpired:
             print(f"  {variant} N={n:,} {shape}: no return within {SEED_TIMEOUT_S} s", file=sys.stderr)
             runs.append(dict.fromkeys(("loop", "total", "end", "peak", "growth", "events"), float("nan")))
@@ -178,7 +180,12 @@ def main() -> None:
         print(json.dumps(child(variant, int(n), shape)))
         return
 
-    rows = []
+    print(f"\nmedians of {args.repeat} runs; {os.cpu_count()} CPUs; python {sys.version.split()[0]}\n")
+    print(
+        "| items | N | way | overhead µs/example | total s | last example → return s "
+        "| peak RSS MB | RSS growth MB | ClearML events |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory(prefix="tracked-bench-") as cache:
         for shape in args.shapes.split(","):
             if shape == "tensor" and importlib.util.find_spec("torch") is None:
@@ -191,23 +198,18 @@ def main() -> None:
                 variants = ["tracked"] + (["seed"] if n <= args.seed_max else [])
                 for variant in ["bare", *variants]:
                     m = bare if variant == "bare" else measure(variant, n, shape, args.repeat, cache)
-                    overhead = (m["loop"] - bare["loop"]) / n * 1e6
-                    rows.append((SHAPES[shape], f"{n:,}", variant, overhead, m))
-                    print(f"  measured {shape} N={n:,} {variant}", file=sys.stderr, flush=True)
-    print(f"\nmedians of {args.repeat} runs; {os.cpu_count()} CPUs; python {sys.version.split()[0]}\n")
+                    print_row(SHAPES[shape], n, variant, (m["loop"] - bare["loop"]) / n * 1e6, m, args.repeat)
+
+
+def print_row(shape: str, n: int, variant: str, overhead: float, m: dict[str, float], repeat: int) -> None:
+    ov = "—" if variant == "bare" else f"{overhead:.2f}"
+    if m["hung"]:
+        variant = f"{variant} ({int(m['hung'])} of {repeat} runs hung > {SEED_TIMEOUT_S} s at close)"
     print(
-        "| items | N | way | overhead µs/example | total s | last example → return s "
-        "| peak RSS MB | RSS growth MB | ClearML events |"
+        f"| {shape} | {n:,} | {variant} | {ov} | {m['total']:.3f} | {m['end']:.3f} | {m['peak']:.0f} | "
+        f"{m['growth']:.1f} | {int(m['events']) if m['events'] == m['events'] else 0:,} |",
+        flush=True,
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    for shape, n, variant, overhead, m in rows:
-        ov = "—" if variant == "bare" else f"{overhead:.2f}"
-        if m["hung"]:
-            variant = f"{variant} ({int(m['hung'])} of {args.repeat} runs hung > {SEED_TIMEOUT_S} s at close)"
-        print(
-            f"| {shape} | {n} | {variant} | {ov} | {m['total']:.3f} | {m['end']:.3f} | {m['peak']:.0f} | "
-            f"{m['growth']:.1f} | {int(m['events']):,} |"
-        )
 
 
 if __name__ == "__main__":
