@@ -202,7 +202,7 @@ def main() -> None:
 
 
 def print_row(shape: str, n: int, variant: str, overhead: float, m: dict[str, float], repeat: int) -> None:
-    ov = "—" if variant == "bare" else f"{overhead:.2f}"
+    ov = "—" if variant == "bare" or overhead != overhead else f"{overhead:.2f}"
     if m["hung"]:
         variant = f"{variant} ({int(m['hung'])} of {repeat} runs hung > {SEED_TIMEOUT_S} s at close)"
     print(
