@@ -167,6 +167,16 @@ def measure(variant: str, n: int, shape: str, repeat: int, cache: str) -> dict[s
     return medians
 
 
+def import_ms() -> float:
+    code = "import time; t = time.perf_counter(); import tracked; print((time.perf_counter() - t) * 1000)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout)
+        for _ in range(11)
+    ]
+    return statistics.median(runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,100000,1000000")
@@ -180,7 +190,8 @@ def main() -> None:
         print(json.dumps(child(variant, int(n), shape)))
         return
 
-    print(f"\nmedians of {args.repeat} runs; {os.cpu_count()} CPUs; python {sys.version.split()[0]}\n")
+    print(f"\nmedians of {args.repeat} runs; {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    print(f"import tracked: {import_ms():.1f} ms (median of 11 fresh interpreters)\n")
     print(
         "| items | N | way | overhead µs/example | total s | last example → return s "
         "| peak RSS MB | RSS growth MB | ClearML events |"

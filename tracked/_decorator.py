@@ -10,17 +10,34 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
-from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._generators import TrackedAsyncGenerator, TrackedGenerator, finish, status_of
-from ._lifecycle import redeliver, sigterm_as_exception
 from ._options import Settings, check_options, resolve
 from ._result import EvalResult
 from ._run import COMPLETED, Run
 from ._warn import warn
 
-P = ParamSpec("P")
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:  # typing machinery the checker needs and the running program does not
+    from typing import ParamSpec, Protocol, TypeVar
+
+    P = ParamSpec("P")
+    F = TypeVar("F", bound=Callable[..., Any])
+
+    class _Decorator(Protocol):
+        """What ``tracked_eval(...)`` with options returns: the decorator, typed per form."""
+
+        @overload
+        def __call__(
+            self, func: Callable[P, Coroutine[Any, Any, Any]], /
+        ) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
+        @overload
+        def __call__(
+            self, func: Callable[P, AsyncGenerator[Any, Any]], /
+        ) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
+        @overload
+        def __call__(self, func: Callable[P, Any], /) -> Callable[P, EvalResult]: ...
+
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
@@ -57,6 +74,8 @@ def _plain(given: Mapping[str, Any]) -> Wrapper:
         run = _begin(wrapped, args, kwargs, settings, yields=False) if settings.enabled else None
         if run is None:
             return wrapped(*args, **kwargs)
+        from ._lifecycle import redeliver, sigterm_as_exception
+
         try:
             with sigterm_as_exception():
                 returned = wrapped(*args, **kwargs)
@@ -86,6 +105,8 @@ def _generator(given: Mapping[str, Any]) -> Wrapper:
             except BaseException as exc:
                 finish(run, status_of(exc), error=exc)
                 raise
+        from ._lifecycle import redeliver, sigterm_as_exception
+
         box: list[Any] = []
         add = run.add
         try:
@@ -187,21 +208,6 @@ def _kind(func: Any) -> Callable[[Mapping[str, Any]], Wrapper]:
     if inspect.isgeneratorfunction(target):
         return _generator
     return _plain
-
-
-class _Decorator(Protocol):
-    """What ``tracked_eval(...)`` with options returns: the decorator, typed per form."""
-
-    @overload
-    def __call__(
-        self, func: Callable[P, Coroutine[Any, Any, Any]], /
-    ) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
-    @overload
-    def __call__(
-        self, func: Callable[P, AsyncGenerator[Any, Any]], /
-    ) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
-    @overload
-    def __call__(self, func: Callable[P, Any], /) -> Callable[P, EvalResult]: ...
 
 
 @overload

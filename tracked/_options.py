@@ -7,18 +7,18 @@ decorated, so code decorated at import time honours variables set later
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 ENV_PREFIX = "TRACKED_"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a run needs to know; one frozen object instead of loose kwargs.
+class Settings(NamedTuple):
+    """Everything a run needs to know; one immutable object instead of loose kwargs.
+
+    (A NamedTuple rather than a dataclass: dataclasses imports inspect,
+    which would double the cost of ``import tracked``.)
 
     Each field can also be set with the environment variable ``TRACKED_<FIELD>``
     (``TRACKED_PROJECT``, ``TRACKED_OFFLINE``, ...); an argument to
@@ -57,7 +57,7 @@ class Settings:
     server_timeout: float = 5.0
 
 
-FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
+FIELDS: tuple[str, ...] = Settings._fields
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -67,7 +67,7 @@ class SettingsError(ValueError):
 
 
 def _parse(name: str, raw: str) -> Any:
-    kind = type(getattr(Settings, name))
+    kind = type(Settings._field_defaults[name])
     if name == "offline":
         if raw.strip().lower() in ("", "auto"):
             return None

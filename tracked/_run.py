@@ -13,7 +13,6 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _lifecycle as lifecycle
 from ._options import Settings
 from ._values import TENSOR_BATCH, InvalidValue, as_detail, as_number, is_scalar_tensor, tensors_to_floats
 from ._warn import warn
@@ -104,7 +103,9 @@ class Run:
         # own time, comparable between runs, not ClearML's start-up (~1 s at first).
         self._started = time.perf_counter()
         self._ended: float | None = None
-        lifecycle.opened(self)
+        from . import _lifecycle  # signal/threading/atexit: at the first run, not at import
+
+        _lifecycle.opened(self)
 
     @property
     def duration(self) -> float:
@@ -181,7 +182,9 @@ class Run:
 
         if self.result is not None:
             return self.result
-        lifecycle.closed(self)
+        from . import _lifecycle
+
+        _lifecycle.closed(self)
         self._ended = time.perf_counter()
         self.status, self.returned, self.error = status, returned, error
         for series in self.series.values():
