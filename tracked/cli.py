@@ -178,7 +178,7 @@ def compare_frame(sessions: Sequence[Session], sort: str | None = None) -> pd.Da
     if sort is not None:
         if sort not in frame.columns:
             raise SessionError(f"--sort {sort}: no run has that metric (metrics: {', '.join(frame.columns)})")
-        frame = frame.sort_values(sort, ascending=lower_is_better(sort), na_position="last")
+        frame = frame.sort_values(sort, ascending=lower_is_better(sort), na_position="last", kind="stable")
     return frame
 
 
@@ -294,6 +294,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             print(f"report: {args.output.resolve()}", file=out)
     except SessionError as exc:
         problems.add(str(exc))
+    except BrokenPipeError:
+        # The reader went away (`tracked show ... | head`): stop quietly, as other commands do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         problems.add(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}")
     return EXIT_BAD_INPUT if problems.count else 0
