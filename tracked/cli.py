@@ -83,7 +83,7 @@ def load_runs(specs: Sequence[str], problems: Problems) -> list[Session]:
 
 
 def _server() -> bool:
-    from .sinks.clearml import server_configured
+    from .sinks._clearml_setup import server_configured
 
     return server_configured()
 
@@ -234,7 +234,7 @@ def render_compare(frame: pd.DataFrame, fmt: str) -> str:
 def upload(specs: Sequence[str], problems: Problems, out: TextIO) -> None:
     from clearml import Task
 
-    from .sinks.clearml import server_configured
+    from .sinks._clearml_setup import server_configured
 
     if not server_configured():
         problems.add(

@@ -2,23 +2,27 @@
 
 ClearML is imported when the first run starts, not at ``import tracked``
 (it takes most of a second). Every ClearML call is guarded: a failure here
-is one warning, and the evaluation's result is returned all the same.
+is recorded on the result (the local sink then saves the run and gives the
+one warning), and the evaluation's result is returned all the same.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import random
-import signal
-import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._warn import warn
+from ._clearml_setup import (
+    FRAMEWORKS,
+    clearml_environ,
+    process_untouched,
+    restore,
+    server_configured,
+    server_unreachable,
+)
 
 if TYPE_CHECKING:
     from clearml import Logger, Task
@@ -26,62 +30,9 @@ if TYPE_CHECKING:
     from .._result import EvalResult
     from .._run import Run
 
-#: Every key of ``auto_connect_frameworks``: a missing key counts as True,
-#: and ``False`` or ``{}`` would leave repository detection (``git status``
-#: and a network version check) on.
-_FRAMEWORKS = (
-    "detect_repository", "matplotlib", "tensorflow", "tensorboard", "pytorch", "xgboost", "scikit",
-    "fastai", "lightgbm", "hydra", "joblib", "megengine", "catboost", "gradio", "tfdefines",
-)  # fmt: skip
-_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
 #: Series name of the final-metrics table under its title in PLOTS.
 TABLE_SERIES = "summary"
 RUNNING_MEAN = "{metric} (running mean)"
-
-
-def server_configured() -> bool:
-    """Whether ClearML has credentials (env vars or clearml.conf), as ClearML itself decides."""
-    from clearml.backend_api.session.defs import ENV_ACCESS_KEY, ENV_AUTH_TOKEN, ENV_SECRET_KEY
-    from clearml.config import config_obj
-
-    if ENV_AUTH_TOKEN.get() or ENV_ACCESS_KEY.get() or ENV_SECRET_KEY.get():
-        return True
-    return bool(
-        config_obj.get("api.credentials.access_key", None) or config_obj.get("api.credentials.secret_key", None)
-    )
-
-
-@contextlib.contextmanager
-def _process_untouched() -> Iterator[None]:
-    """Undo what ``Task.init`` does to the process beyond the flags that turn hooks off.
-
-    Task.init installs sys.excepthook, SIGINT/SIGTERM handlers and its own
-    sys.exit, and seeds random/numpy/torch; the user's evaluation must run
-    in the process it would have had without tracked.
-    """
-    from clearml import Task
-
-    saved_hooks = (sys.excepthook, sys.exit, sys.stdout, sys.stderr)
-    in_main = threading.current_thread() is threading.main_thread()
-    saved_signals = {s: signal.getsignal(s) for s in _SIGNALS} if in_main else {}
-    saved_seed = getattr(Task, "_random_seed", None)
-    Task.set_random_seed(None)
-    saved_random = random.getstate()
-    numpy_random = sys.modules.get("numpy.random")
-    saved_numpy = numpy_random.get_state() if numpy_random is not None else None
-    try:
-        yield
-    finally:
-        # ClearML draws from the global generators while it starts; the user's
-        # evaluation must see the same random numbers with or without tracked.
-        random.setstate(saved_random)
-        if numpy_random is not None:
-            numpy_random.set_state(saved_numpy)
-        sys.excepthook, sys.exit, sys.stdout, sys.stderr = saved_hooks
-        for sig, handler in saved_signals.items():
-            if handler is not None and signal.getsignal(sig) is not handler:
-                signal.signal(sig, handler)
-        Task.set_random_seed(saved_seed)
 
 
 def log_metrics(
@@ -176,7 +127,7 @@ class ClearMLSink:
     def _create(self, run: Run) -> _Shared:
         from clearml import Task
 
-        environ_before, offline_before = _clearml_environ(), Task.is_offline()
+        environ_before, offline_before = clearml_environ(), Task.is_offline()
         offline = run.settings.offline
         if offline is None:
             offline = not server_configured()
@@ -191,18 +142,18 @@ class ClearMLSink:
         # in-process it is ~25 us and ~0.02 s. Class attribute, read by Task.init.
         Task._report_subprocess_enabled = False  # type: ignore[assignment]
         try:
-            with _process_untouched():
+            with process_untouched():
                 task: Task = Task.init(
                     project_name=run.settings.project,
                     task_name=run.settings.task_name or run.name,
                     reuse_last_task_id=False,
                     auto_connect_arg_parser=False,
-                    auto_connect_frameworks=dict.fromkeys(_FRAMEWORKS, False),
+                    auto_connect_frameworks=dict.fromkeys(FRAMEWORKS, False),
                     auto_resource_monitoring=False,
                     auto_connect_streams=False,
                 )
         except BaseException:
-            _restore(offline_before, environ_before)
+            restore(offline_before, environ_before)
             raise
         shared = _Shared(task=task, created=True, offline_before=offline_before, environ_before=environ_before)
         _SHARED[str(task.id)] = shared
@@ -294,7 +245,7 @@ class ClearMLSink:
         except Exception as exc:  # noqa: BLE001
             self._fail("closing the task", exc)
         finally:
-            _restore(shared.offline_before, shared.environ_before)
+            restore(shared.offline_before, shared.environ_before)
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -303,42 +254,6 @@ def _unique(name: str, taken: set[str]) -> str:
         number += 1
         candidate = f"{name}#{number}"
     return candidate
-
-
-def _restore(offline_before: bool | None, environ_before: dict[str, str] | None) -> None:
-    from clearml import Task
-
-    if offline_before is not None and Task.is_offline() != offline_before:
-        Task.set_offline(offline_before)
-    if environ_before is not None:
-        _restore_clearml_environ(environ_before)
-
-
-def server_unreachable(timeout: float) -> str | None:
-    """Why the configured server cannot be used, or None when it answers within ``timeout`` seconds.
-
-    ClearML itself retries an unreachable server for hours; any HTTP answer
-    (even an error status) means someone is there.
-    """
-    import urllib.error
-    import urllib.request
-
-    from clearml.backend_api.session.defs import ENV_HOST
-    from clearml.backend_api.session.session import Session
-    from clearml.config import config_obj
-
-    # The same order ClearML uses, down to its default: the hosted service.
-    host = ENV_HOST.get() or config_obj.get("api.api_server", None) or config_obj.get("api.host", None)
-    host = host or Session.default_host
-    url = f"{str(host).rstrip('/')}/debug.ping"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            return None
-    except urllib.error.HTTPError:
-        return None
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return f"did not answer at {host} within {timeout:g} s ({reason})"
 
 
 class _OfflineScalars:
@@ -371,15 +286,3 @@ class _OfflineScalars:
         events = ", ".join(f'{head}"iter": {i}, "value": {v!r}}}' for i, v in zip(iterations, values, strict=True))
         with self._path.open("a", encoding="utf-8") as out:
             out.write(f"[{events}]\n")
-
-
-def _clearml_environ() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(("CLEARML_", "TRAINS_"))}
-
-
-def _restore_clearml_environ(before: dict[str, str]) -> None:
-    # Task.init leaves CLEARML_OFFLINE_MODE and CLEARML_PROC_MASTER_ID behind;
-    # a child process inheriting them takes itself for part of a closed task.
-    for key in _clearml_environ().keys() - before.keys():
-        del os.environ[key]
-    os.environ.update(before)

@@ -1,0 +1,115 @@
+"""Starting ClearML without side effects: is a server configured, does it answer, and
+undoing what ``Task.init`` does to the user's process beyond the flags that turn hooks off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+#: Every key of ``auto_connect_frameworks``: a missing key counts as True,
+#: and ``False`` or ``{}`` would leave repository detection (``git status``
+#: and a network version check) on.
+FRAMEWORKS = (
+    "detect_repository", "matplotlib", "tensorflow", "tensorboard", "pytorch", "xgboost", "scikit",
+    "fastai", "lightgbm", "hydra", "joblib", "megengine", "catboost", "gradio", "tfdefines",
+)  # fmt: skip
+_SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+
+
+def server_configured() -> bool:
+    """Whether ClearML has credentials (env vars or clearml.conf), as ClearML itself decides."""
+    from clearml.backend_api.session.defs import ENV_ACCESS_KEY, ENV_AUTH_TOKEN, ENV_SECRET_KEY
+    from clearml.config import config_obj
+
+    if ENV_AUTH_TOKEN.get() or ENV_ACCESS_KEY.get() or ENV_SECRET_KEY.get():
+        return True
+    return bool(
+        config_obj.get("api.credentials.access_key", None) or config_obj.get("api.credentials.secret_key", None)
+    )
+
+
+@contextlib.contextmanager
+def process_untouched() -> Iterator[None]:
+    """Undo what ``Task.init`` does to the process beyond the flags that turn hooks off.
+
+    Task.init installs sys.excepthook, SIGINT/SIGTERM handlers and its own
+    sys.exit, and seeds random/numpy/torch; the user's evaluation must run
+    in the process it would have had without tracked.
+    """
+    from clearml import Task
+
+    saved_hooks = (sys.excepthook, sys.exit, sys.stdout, sys.stderr)
+    in_main = threading.current_thread() is threading.main_thread()
+    saved_signals = {s: signal.getsignal(s) for s in _SIGNALS} if in_main else {}
+    saved_seed = getattr(Task, "_random_seed", None)
+    Task.set_random_seed(None)
+    saved_random = random.getstate()
+    numpy_random = sys.modules.get("numpy.random")
+    saved_numpy = numpy_random.get_state() if numpy_random is not None else None
+    try:
+        yield
+    finally:
+        # ClearML draws from the global generators while it starts; the user's
+        # evaluation must see the same random numbers with or without tracked.
+        random.setstate(saved_random)
+        if numpy_random is not None:
+            numpy_random.set_state(saved_numpy)
+        sys.excepthook, sys.exit, sys.stdout, sys.stderr = saved_hooks
+        for sig, handler in saved_signals.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
+        Task.set_random_seed(saved_seed)
+
+
+def restore(offline_before: bool | None, environ_before: dict[str, str] | None) -> None:
+    from clearml import Task
+
+    if offline_before is not None and Task.is_offline() != offline_before:
+        Task.set_offline(offline_before)
+    if environ_before is not None:
+        _restore_clearml_environ(environ_before)
+
+
+def server_unreachable(timeout: float) -> str | None:
+    """Why the configured server cannot be used, or None when it answers within ``timeout`` seconds.
+
+    ClearML itself retries an unreachable server for hours; any HTTP answer
+    (even an error status) means someone is there.
+    """
+    import urllib.error
+    import urllib.request
+
+    from clearml.backend_api.session.defs import ENV_HOST
+    from clearml.backend_api.session.session import Session
+    from clearml.config import config_obj
+
+    # The same order ClearML uses, down to its default: the hosted service.
+    host = ENV_HOST.get() or config_obj.get("api.api_server", None) or config_obj.get("api.host", None)
+    host = host or Session.default_host
+    url = f"{str(host).rstrip('/')}/debug.ping"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"did not answer at {host} within {timeout:g} s ({reason})"
+
+
+def clearml_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(("CLEARML_", "TRAINS_"))}
+
+
+def _restore_clearml_environ(before: dict[str, str]) -> None:
+    # Task.init leaves CLEARML_OFFLINE_MODE and CLEARML_PROC_MASTER_ID behind;
+    # a child process inheriting them takes itself for part of a closed task.
+    for key in clearml_environ().keys() - before.keys():
+        del os.environ[key]
+    os.environ.update(before)
