@@ -74,3 +74,26 @@ def test_every_example_is_saved_as_an_artifact_pandas_reads_back() -> None:
     pd.testing.assert_frame_equal(saved, result.examples)
     assert saved.loc[6999, "prediction"] == "p6999"
     assert saved.index.name == "index"
+
+
+def test_values_across_storage_chunks_keep_their_order_and_indices() -> None:
+    """Scores stored in fixed-size chunks come back whole and in order, gaps included."""
+    from tracked._run import CHUNK
+
+    n = 2 * CHUNK + 10
+    gap = CHUNK + 5
+
+    @tracked_eval(verbose=False, max_points=100)
+    def evaluate() -> Iterator[dict[str, float]]:
+        for i in range(n):
+            yield {"a": float(i)} if i == gap else {"a": float(i), "b": float(i)}
+
+    result = evaluate()
+    assert result.examples["a"].tolist() == [float(i) for i in range(n)]
+    assert np.isnan(result.examples["b"][gap])
+    assert result.examples["b"][gap + 1] == gap + 1
+    assert result["a"] == pytest.approx((n - 1) / 2)
+    assert result["b"] == pytest.approx((sum(range(n)) - gap) / (n - 1))
+    points = read_session(result.session_dir).scalars["Training Progress"]["b"]
+    assert len(points) == 100
+    assert points[-1][0] == n - 1

@@ -7,6 +7,7 @@ Everything else (means, charts, tables, I/O) happens once, in ``Run.end``.
 
 from __future__ import annotations
 
+import mmap
 import time
 from array import array
 from bisect import bisect_left
@@ -18,6 +19,9 @@ from ._values import TENSOR_BATCH, InvalidValue, as_detail, as_number, is_scalar
 from ._warn import warn
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from ._call import CallInfo
     from ._result import EvalResult
     from .sinks import Sink
@@ -26,33 +30,53 @@ if TYPE_CHECKING:
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
 
 
+#: Values per storage chunk (512 KiB). Each chunk is its own anonymous memory
+#: map: no chunk is ever moved (a growing array is copied on every resize),
+#: and a chunk released when the run ends goes straight back to the system
+#: (freed heap blocks do not), so a run's memory stays at its data.
+CHUNK = 1 << 16
+
+
 class Series:
     """One metric's values in yield order: 8 bytes per example while dense.
 
-    Example indices are stored only once the metric skips an example
-    (a mapping without that field), so the common case costs no index array.
-    Tensors wait in ``pending`` and are moved to the host in batches: one
-    device synchronisation per batch instead of one per example.
+    Values fill fixed-size chunks; ``freeze`` joins them into one numpy
+    array when the run ends, releasing each chunk as it is copied. Example
+    indices are stored only once the metric skips an example (a mapping
+    without that field), so the common case costs no index array. Tensors
+    wait in ``pending`` and are moved to the host in batches: one device
+    synchronisation per batch instead of one per example.
     """
 
-    __slots__ = ("indices", "pending", "start", "values")
+    __slots__ = ("chunks", "frozen", "indices", "pending", "pos", "size", "start", "view")
 
     def __init__(self, start: int) -> None:
         self.start = start
-        self.values = array("d")
+        self.size = 0
+        self.chunks: list[mmap.mmap] = []
+        self.view: memoryview[float] | None = None  # the last chunk, as doubles
+        self.pos = CHUNK  # position in the last chunk; full: the next value opens a chunk
         self.indices: array[int] | None = None
         self.pending: list[tuple[int, Any]] = []
+        self.frozen: npt.NDArray[np.float64] | None = None
 
     def append(self, index: int, value: float) -> None:
         if self.pending:
             self.flush()
-        if self.indices is None:
-            if index == self.start + len(self.values):
-                self.values.append(value)
-                return
-            self.indices = array("q", range(self.start, self.start + len(self.values)))
-        self.indices.append(index)
-        self.values.append(value)
+        if self.indices is not None:
+            self.indices.append(index)
+        elif index != self.start + self.size:  # the first gap: from now on, indices are kept
+            self.indices = array("q", range(self.start, self.start + self.size))
+            self.indices.append(index)
+        pos = self.pos
+        if pos == CHUNK:
+            chunk = mmap.mmap(-1, CHUNK * 8)
+            self.chunks.append(chunk)
+            self.view = memoryview(chunk).cast("d")
+            pos = 0
+        self.view[pos] = value  # type: ignore[index]
+        self.pos = pos + 1
+        self.size += 1
 
     def defer(self, index: int, tensor: Any) -> None:
         self.pending.append((index, tensor))
@@ -62,21 +86,41 @@ class Series:
     def flush(self) -> None:
         """Move pending tensors to the host, all at once, and append their values."""
         pending, self.pending = self.pending, []
-        values = tensors_to_floats([t for _, t in pending])
-        first, last = pending[0][0], pending[-1][0]
-        if self.indices is None and first == self.start + len(self.values) and last - first == len(pending) - 1:
-            self.values.extend(values)  # the common case: consecutive examples
-            return
-        for (index, _), value in zip(pending, values, strict=True):
+        for (index, _), value in zip(pending, tensors_to_floats([t for _, t in pending]), strict=True):
             self.append(index, value)
 
+    def freeze(self) -> npt.NDArray[np.float64]:
+        """All values as one array, made once when the run has ended; the chunks are released."""
+        if self.frozen is None:
+            import numpy as np
+
+            if self.pending:
+                self.flush()
+            if self.view is not None:
+                self.view.release()
+                self.view = None
+            out = np.empty(self.size, dtype=np.float64)
+            chunks, self.chunks = self.chunks, []
+            chunks.reverse()
+            pos = 0
+            while chunks:
+                chunk = chunks.pop()
+                count = min(CHUNK, self.size - pos)
+                out[pos : pos + count] = np.frombuffer(chunk, dtype=np.float64, count=count)
+                pos += count
+                chunk.close()  # back to the system now, so the copy never doubles the memory
+            self.frozen, self.pos = out, CHUNK
+        return self.frozen
+
     def value_at(self, index: int) -> float | None:
-        """This metric's value for example ``index``, or None when the example lacks it."""
+        """This metric's value for example ``index`` (once the run has ended), or None when it lacks one."""
         if self.indices is None:
             pos = index - self.start
-            return self.values[pos] if 0 <= pos < len(self.values) else None
-        pos = bisect_left(self.indices, index)
-        return self.values[pos] if pos < len(self.indices) and self.indices[pos] == index else None
+        else:
+            pos = bisect_left(self.indices, index)
+            if pos >= len(self.indices) or self.indices[pos] != index:
+                return None
+        return float(self.freeze()[pos]) if 0 <= pos < self.size else None
 
 
 class Run:
@@ -188,8 +232,7 @@ class Run:
         self._ended = time.perf_counter()
         self.status, self.returned, self.error = status, returned, error
         for series in self.series.values():
-            if series.pending:
-                series.flush()
+            series.freeze()
         metrics = final_metrics(self)
         self.result = EvalResult(self, metrics)
         for sink in self.sinks:

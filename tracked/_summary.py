@@ -28,12 +28,12 @@ IntArray = npt.NDArray[np.int64]
 
 
 def values_of(series: Series) -> FloatArray:
-    return np.frombuffer(series.values, dtype=np.float64) if len(series.values) else np.empty(0)
+    return series.freeze()
 
 
 def indices_of(series: Series) -> IntArray:
     if series.indices is None:
-        return np.arange(series.start, series.start + len(series.values), dtype=np.int64)
+        return np.arange(series.start, series.start + series.size, dtype=np.int64)
     return np.frombuffer(series.indices, dtype=np.int64) if len(series.indices) else np.empty(0, dtype=np.int64)
 
 
@@ -151,8 +151,8 @@ def examples_frame(run: Run) -> pd.DataFrame:
 
     columns: dict[str, Any] = {}
     for name, series in run.series.items():
-        if series.indices is None and series.start == 0 and len(series.values) == run.count:
-            columns[name] = values_of(series)  # a view of the run's own array: no copy
+        if series.indices is None and series.start == 0 and series.size == run.count:
+            columns[name] = values_of(series)  # the run's own array: no copy
         else:
             column = np.full(run.count, np.nan)
             column[indices_of(series)] = values_of(series)
