@@ -23,7 +23,7 @@ def session_folders(cache: Path) -> list[Path]:
 
 def test_threads_share_one_task_with_separate_series(clearml_cache: Path) -> None:
     """Four threads at once: one task; each run's series holds exactly its own examples."""
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(4, timeout=60)  # a broken run fails the test instead of hanging it
 
     @tracked_eval(verbose=False)
     def evaluate(worker: int) -> Iterator[float]:
@@ -135,7 +135,7 @@ def test_runs_in_a_process_pool(method: str, clearml_cache: Path) -> None:
     """ProcessPoolExecutor with fork and spawn: each worker's run comes back and its session is written."""
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        results = list(pool.map(pool_evaluations.scaled, [1.0, 3.0]))
+        results = list(pool.map(pool_evaluations.scaled, [1.0, 3.0], timeout=120))
     assert [r["score"] for r in results] == [1.5, 4.5]
     assert all(r.session_dir is not None and r.session_dir.parent == clearml_cache / "offline" for r in results)
     values = sorted(read_session(r.session_dir).single_values["score"] for r in results if r.session_dir)
