@@ -57,6 +57,10 @@ class Evaluator:
         for i in range(n):
             yield self.offset + i
 
+    @tracked_eval
+    async def async_method(self) -> AsyncIterator[float]:
+        yield self.offset
+
     @classmethod
     @tracked_eval
     def class_method(cls, n: int) -> Iterator[float]:
@@ -144,8 +148,23 @@ def test_metadata_and_kind_survive_decoration() -> None:
     assert str(inspect.signature(plain)) == str(inspect.signature(plain.__wrapped__))
     assert inspect.signature(plain).parameters["threshold"].default == 0.5
     assert inspect.iscoroutinefunction(coroutine)
-    assert inspect.isasyncgenfunction(async_generator)
     assert generator.__doc__ == "A generator evaluation."
+
+
+def test_inspect_describes_what_a_call_returns() -> None:
+    """A generator run to the end is no generator function; an async generator's call is awaited."""
+    assert not inspect.isgeneratorfunction(generator)
+    assert inspect.iscoroutinefunction(async_generator)
+    assert not inspect.isasyncgenfunction(async_generator)
+    assert inspect.iscoroutinefunction(coroutine)
+    assert inspect.iscoroutinefunction(Evaluator().async_method)
+    assert not inspect.isgeneratorfunction(Evaluator().method)
+
+    @tracked_eval(lazy=True)
+    def lazy() -> Iterator[float]:
+        yield 1.0
+
+    assert inspect.isgeneratorfunction(lazy)  # lazy: the call still returns a generator
 
 
 def test_result_is_a_read_only_mapping_with_run_details() -> None:

@@ -185,6 +185,11 @@ def _function_wrapper_class() -> type:
             owner = self._self_instance if self._self_instance is not None else self._self_owner
             return (getattr, (owner, self.__name__))
 
+        @property
+        def __func__(self) -> Any:
+            # inspect looks through a bound method at its function: ours, with its code flags.
+            return self._self_parent
+
     class TrackedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         """The decorated function. Pickles by reference (module + qualified
         name), as a plain function does, so it can go to a process pool."""
@@ -194,7 +199,26 @@ def _function_wrapper_class() -> type:
         def __reduce_ex__(self, protocol: Any) -> str:
             return str(self.__qualname__)
 
+        @property
+        def __code__(self) -> Any:
+            # inspect reads the kind from the code flags: a generator run to the
+            # end returns an EvalResult, an async generator an awaitable of one,
+            # so frameworks that check iscoroutinefunction await it.
+            code = self.__wrapped__.__code__
+            clear, add = getattr(self, "_self_flags", (0, 0))
+            return code.replace(co_flags=(code.co_flags & ~clear) | add) if clear or add else code
+
     return TrackedFunction
+
+
+# inspect.CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR (fixed by CPython; importing
+# inspect for them would double the cost of ``import tracked``).
+_CO_GENERATOR, _CO_COROUTINE, _CO_ASYNC_GENERATOR = 0x20, 0x80, 0x200
+#: Code flags (cleared, added) that make ``inspect`` describe what a call returns.
+_EAGER_FLAGS: dict[Callable[[Mapping[str, Any]], Wrapper], tuple[int, int]] = {
+    _generator: (_CO_GENERATOR, 0),
+    _async_generator: (_CO_ASYNC_GENERATOR, _CO_COROUTINE),
+}
 
 
 def _kind(func: Any) -> Callable[[Mapping[str, Any]], Wrapper]:
@@ -274,6 +298,10 @@ def tracked_eval(func: Any = None, /, **options: Any) -> Any:
     def decorate(f: Any) -> Any:
         if given.get("enabled") is False:
             return f  # tracking off: the function itself, at zero cost
-        return _function_wrapper_class()(f, _kind(f)(given))
+        kind = _kind(f)
+        wrapper = _function_wrapper_class()(f, kind(given))
+        if not given.get("lazy"):
+            wrapper._self_flags = _EAGER_FLAGS.get(kind, (0, 0))
+        return wrapper
 
     return decorate if func is None else decorate(func)
