@@ -12,10 +12,10 @@ import functools
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from ._generators import TrackedAsyncGenerator, TrackedGenerator, finish, status_of
+from ._generators import TrackedAsyncGenerator, TrackedGenerator
 from ._options import Settings, check_options, resolve
 from ._result import EvalResult
-from ._run import COMPLETED, Run
+from ._run import COMPLETED, Run, finish, status_of
 from ._warn import warn
 
 if TYPE_CHECKING:  # typing machinery the checker needs and the running program does not

@@ -10,30 +10,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._run import COMPLETED, STOPPED
+from ._run import COMPLETED, STOPPED, finish, status_of
 
 if TYPE_CHECKING:
     from ._result import EvalResult
     from ._run import Run
-
-
-def status_of(exc: BaseException) -> str:
-    """'failed' for errors; 'stopped' for interrupts, exits and cancellation."""
-    return "failed" if isinstance(exc, Exception) else STOPPED
-
-
-def finish(run: Run, status: str, returned: Any = None, error: BaseException | None = None) -> EvalResult:
-    """End the run; a failure in tracked's own bookkeeping is a warning, never the caller's problem."""
-    try:
-        return run.end(status, returned, error)
-    except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
-        from ._result import EvalResult
-        from ._warn import warn
-
-        warn(f"{run.name}: reporting the run failed ({type(exc).__name__}: {exc}); returning what was counted")
-        run.status, run.returned, run.error = status, returned, error
-        run.result = EvalResult(run, {"num_examples": run.count, "duration_seconds": run.duration}, status, returned)
-        return run.result
 
 
 class TrackedGenerator(Generator[Any, Any, Any]):

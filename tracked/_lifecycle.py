@@ -46,8 +46,7 @@ def closed(run: Run) -> None:
 
 
 def _close_open_runs() -> None:
-    from ._generators import finish
-    from ._run import STOPPED
+    from ._run import STOPPED, finish
 
     with _lock:
         runs = list(_open_runs)

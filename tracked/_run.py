@@ -123,6 +123,24 @@ class Series:
         return float(self.freeze()[pos]) if 0 <= pos < self.size else None
 
 
+def status_of(exc: BaseException) -> str:
+    """'failed' for errors; 'stopped' for interrupts, exits and cancellation."""
+    return FAILED if isinstance(exc, Exception) else STOPPED
+
+
+def finish(run: Run, status: str, returned: Any = None, error: BaseException | None = None) -> EvalResult:
+    """End the run; a failure in tracked's own bookkeeping is a warning, never the caller's problem."""
+    try:
+        return run.end(status, returned, error)
+    except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
+        from ._result import EvalResult
+
+        warn(f"{run.name}: reporting the run failed ({type(exc).__name__}: {exc}); returning what was counted")
+        run.status, run.returned, run.error = status, returned, error
+        run.result = EvalResult(run, {"num_examples": run.count, "duration_seconds": run.duration}, status, returned)
+        return run.result
+
+
 class Run:
     """Collects one evaluation call; ``end`` turns it into a result and reports it."""
 
@@ -168,11 +186,14 @@ class Run:
         else:
             self._add_value(index, None, self.settings.default_metric, item)
 
-    def _metric(self, name: str, index: int, value: float) -> None:
+    def _series(self, name: str, index: int) -> Series:
         series = self.series.get(name)
         if series is None:
             series = self.series[name] = Series(index)
-        series.append(index, value)
+        return series
+
+    def _metric(self, name: str, index: int, value: float) -> None:
+        self._series(name, index).append(index, value)
 
     def _add_mapping(self, index: int, item: Mapping[Any, Any]) -> None:
         details: dict[str, str] | None = None
@@ -189,23 +210,21 @@ class Run:
             self.details.append((index, details))
 
     def _add_value(self, index: int, field: str | None, name: str, value: Any) -> bool:
-        """Record a value that is not a plain float; False when it is not numeric (a detail)."""
+        """Record a value that is not a plain float; False when it is a field's detail (not numeric)."""
         if is_scalar_tensor(value):
-            series = self.series.get(name)
-            if series is None:
-                series = self.series[name] = Series(index)
-            series.defer(index, value)
+            self._series(name, index).defer(index, value)
             return True
         try:
             number = as_number(value)
         except InvalidValue as exc:
             self._skip(index, field, str(exc))
             return True
-        if number is None:
-            if field is None:
-                self._skip(index, None, f"{type(value).__name__} is neither a number nor a mapping of metric -> number")
-            return field is None
-        self._metric(name, index, number)
+        if number is not None:
+            self._metric(name, index, number)
+            return True
+        if field is not None:
+            return False
+        self._skip(index, None, f"{type(value).__name__} is neither a number nor a mapping of metric -> number")
         return True
 
     def _skip(self, index: int, field: str | None, message: str) -> None:

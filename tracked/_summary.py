@@ -27,10 +27,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def values_of(series: Series) -> FloatArray:
-    return series.freeze()
-
-
 def indices_of(series: Series) -> IntArray:
     if series.indices is None:
         return np.arange(series.start, series.start + series.size, dtype=np.int64)
@@ -46,7 +42,7 @@ def final_metrics(run: Run) -> dict[str, Any]:
     """
     metrics: dict[str, Any] = {}
     for name, series in run.series.items():
-        values = values_of(series)
+        values = series.freeze()
         finite = np.isfinite(values)
         nonfinite = int(values.size - np.count_nonzero(finite))
         if not nonfinite:
@@ -120,7 +116,7 @@ def progress_points(series: Series, max_points: int) -> tuple[IntArray, FloatArr
     indices, from per-range sums, so no full-length temporaries are made.
     NaN/inf never become points (ClearML would silently write them as 0.0).
     """
-    values = values_of(series)
+    values = series.freeze()
     finite = np.isfinite(values)
     all_finite = bool(finite.all())
     clean = values if all_finite else np.where(finite, values, 0.0)
@@ -152,10 +148,10 @@ def examples_frame(run: Run) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for name, series in run.series.items():
         if series.indices is None and series.start == 0 and series.size == run.count:
-            columns[name] = values_of(series)  # the run's own array: no copy
+            columns[name] = series.freeze()  # the run's own array: no copy
         else:
             column = np.full(run.count, np.nan)
-            column[indices_of(series)] = values_of(series)
+            column[indices_of(series)] = series.freeze()
             columns[name] = column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
     if run.details:

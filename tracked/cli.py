@@ -122,7 +122,7 @@ def sparkline(values: Sequence[float], width: int = 60) -> str:
     return "".join(_SPARKS[min(len(_SPARKS) - 1, int((v - low) / span * len(_SPARKS)))] for v in values)
 
 
-def _fmt(value: Any) -> str:
+def format_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
     return str(value)
@@ -139,13 +139,13 @@ def show(session: Session, out: TextIO) -> None:
         width = max(map(len, singles))
         print("\nsingle values", file=out)
         for name, value in singles.items():
-            print(f"  {name:<{width}}  {_fmt(value)}", file=out)
+            print(f"  {name:<{width}}  {format_cell(value)}", file=out)
     for title, table in session.tables.items():
         print(f"\n{title}", file=out)
-        widths = [max(len(str(h)), *(len(_fmt(r[i])) for r in table.rows)) for i, h in enumerate(table.header)]
+        widths = [max(len(str(h)), *(len(format_cell(r[i])) for r in table.rows)) for i, h in enumerate(table.header)]
         print("  " + "  ".join(f"{h:<{w}}" for h, w in zip(table.header, widths, strict=True)), file=out)
         for row in table.rows:
-            print("  " + "  ".join(f"{_fmt(c):<{w}}" for c, w in zip(row, widths, strict=True)), file=out)
+            print("  " + "  ".join(f"{format_cell(c):<{w}}" for c, w in zip(row, widths, strict=True)), file=out)
     for title, series in session.scalars.items():
         print(f"\n{title}", file=out)
         width = max(map(len, series))
@@ -215,7 +215,7 @@ def render_compare(frame: pd.DataFrame, fmt: str) -> str:
         [
             str(run),
             *(
-                mark.format(_fmt(v)) if run in best.get(str(m), ()) else ("" if v != v else _fmt(v))
+                mark.format(format_cell(v)) if run in best.get(str(m), ()) else ("" if v != v else format_cell(v))
                 for m, v in row.items()
             ),
         ]

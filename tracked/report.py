@@ -53,7 +53,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], best: set[tuple
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="best">{_e(_fmt(c))}</td>' if best and (r, i) in best else f"<td>{_e(_fmt(c))}</td>"
+            f'<td class="best">{_e(_cell(c))}</td>' if best and (r, i) in best else f"<td>{_e(_cell(c))}</td>"
             for i, c in enumerate(row)
         )
         + "</tr>"
@@ -62,10 +62,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], best: set[tuple
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _fmt(value: Any) -> str:
-    from .cli import _fmt as fmt
+def _cell(value: Any) -> str:
+    from .cli import format_cell
 
-    return "" if isinstance(value, float) and value != value else fmt(value)
+    return "" if isinstance(value, float) and value != value else format_cell(value)  # NaN: no such metric
 
 
 def _charts(sessions: Sequence[Session], names: Sequence[str]) -> list[str]:

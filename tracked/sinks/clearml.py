@@ -163,8 +163,13 @@ class ClearMLSink:
         return f"{self.prefix}/{metric}" if self.prefix else metric
 
     def finish(self, run: Run, result: EvalResult) -> None:
+        try:
+            self._finish(run, result)
+        finally:  # every failure, from start to close, goes on the result for the local sink
+            result._problems.extend(self.problems)
+
+    def _finish(self, run: Run, result: EvalResult) -> None:
         task, shared = self.task, self.shared
-        result._problems.extend(self.problems)
         if task is None or shared is None:
             return
         from .console import summary_text
@@ -190,7 +195,6 @@ class ClearMLSink:
                 _SHARED.pop(str(task.id), None)
         if last and shared.created:
             self._close(shared, run, result)
-        result._problems.extend(p for p in self.problems if p not in result._problems)
 
     def _report_progress(self, task: Task, logger: Logger, run: Run) -> None:
         from .._summary import progress_points
