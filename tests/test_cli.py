@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_eval(name: str, values: list[float], max_points: int = 5000) -> Path:
     @tracked_eval(verbose=False, task_name=name, max_points=max_points)
-    def evaluate() -> Iterator[dict[str, object]]:
-        for i, value in enumerate(values):
+    def evaluate(dataset: list[float]) -> Iterator[dict[str, object]]:
+        for i, value in enumerate(dataset):
             yield {"token_recall": value, "prediction": f"answer {i}"}
 
-    folder = evaluate().session_dir
+    folder = evaluate(values).session_dir
     assert folder is not None
     return folder
 
@@ -104,6 +104,7 @@ def test_bad_inputs_are_one_line_each_and_others_still_shown(three_runs: list[Pa
     shutil.copytree(three_runs[0], crashed)
     task = json.loads((crashed / "task.json").read_text())
     task.pop("hyperparams", None)  # a run that died before tracked recorded its status
+    shutil.rmtree(crashed / "tracked")  # ... and before its journal was written
     (crashed / "task.json").write_text(json.dumps(task))
     args = [str(tmp_path / "missing"), str(corrupt), str(tmp_path), str(truncated), str(crashed), str(three_runs[1])]
     code, out, err = cli("compare", *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,17 @@ from tracked import read_session, tracked_eval
 
 
 @tracked_eval(max_points=10, verbose=False)
-def many(values: list[float]) -> Iterator[dict[str, float]]:
-    for v in values:
+def many(dataset: list[float]) -> Iterator[dict[str, float]]:
+    """The dataset's length is known: the chart is planned for it."""
+    for v in dataset:
         yield {"acc": v, "loss": 1.0 - v}
+
+
+@tracked_eval(max_points=16, verbose=False)
+def streamed(n: int) -> Iterator[float]:
+    """No dataset, no length: the chart cannot know how long the run will be."""
+    for i in range(n):
+        yield float(i)
 
 
 def test_below_max_points_every_example_is_its_own_point() -> None:
@@ -78,17 +87,17 @@ def test_every_example_is_saved_as_an_artifact_pandas_reads_back() -> None:
 
 def test_values_across_storage_chunks_keep_their_order_and_indices() -> None:
     """Scores stored in fixed-size chunks come back whole and in order, gaps included."""
-    from tracked._run import CHUNK
+    from tracked._storage import CHUNK
 
     n = 2 * CHUNK + 10
     gap = CHUNK + 5
 
     @tracked_eval(verbose=False, max_points=100)
-    def evaluate() -> Iterator[dict[str, float]]:
-        for i in range(n):
+    def evaluate(dataset: range) -> Iterator[dict[str, float]]:
+        for i in dataset:
             yield {"a": float(i)} if i == gap else {"a": float(i), "b": float(i)}
 
-    result = evaluate()
+    result = evaluate(range(n))
     assert result.examples["a"].tolist() == [float(i) for i in range(n)]
     assert np.isnan(result.examples["b"][gap])
     assert result.examples["b"][gap + 1] == gap + 1
@@ -96,4 +105,35 @@ def test_values_across_storage_chunks_keep_their_order_and_indices() -> None:
     assert result["b"] == pytest.approx((sum(range(n)) - gap) / (n - 1))
     points = read_session(result.session_dir).scalars["Training Progress"]["b"]
     assert len(points) == 100
+    assert points[-1][0] == n - 1
+
+
+def test_unknown_length_ranges_double_and_stay_bounded() -> None:
+    """Without a length: max_points/4 single points, then max_points/8 ranges of each width 2, 4, 8, ..."""
+    n = 1000
+    result = streamed(n)
+    chart = read_session(result.session_dir).scalars["Training Progress"]
+    points = chart["score"]
+    # range ends (exclusive): widths 1, 1, 1, 1, 2, 2, 4, 4, 8, 8, ...; the last range is cut short by the end
+    ends = [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1000]
+    assert [i for i, _ in points] == [end - 1 for end in ends[1:]]
+    assert [v for _, v in points] == pytest.approx([(a + b - 1) / 2 for a, b in itertools.pairwise(ends)])
+    running = chart["score (running mean)"]
+    assert [i for i, _ in running] == [end - 1 for end in ends[1:]]
+    assert [v for _, v in running] == pytest.approx([(end - 1) / 2 for end in ends[1:]])
+    assert result["score"] == pytest.approx((n - 1) / 2)
+
+
+@pytest.mark.parametrize("n", [10, 5_000, 200_000])
+def test_unknown_length_chart_stays_near_max_points(n: int) -> None:
+    """However long a run of unknown length goes, a series keeps about max_points points, never one per example."""
+
+    @tracked_eval(verbose=False, max_points=1000)
+    def evaluate() -> Iterator[float]:
+        for i in range(n):
+            yield float(i % 3)
+
+    points = read_session(evaluate().session_dir).scalars["Training Progress"]["score"]
+    assert len(points) <= max(n if n <= 250 else 0, 1500)
+    assert [i for i, _ in points] == sorted({i for i, _ in points})  # every iteration once
     assert points[-1][0] == n - 1

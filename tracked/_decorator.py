@@ -45,20 +45,36 @@ Kwargs = dict[str, Any]
 Wrapper = Callable[[Callable[..., Any], Any, Args, Kwargs], Any]
 
 
-def _begin(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings, yields: bool) -> Run | None:
-    """A started run, or None when tracked itself cannot start one (then the call runs untracked)."""
+def _begin(
+    wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings, yields: bool
+) -> tuple[Run | None, Args, Kwargs]:
+    """A started run and the arguments to call with (the dataset without its done part when resuming),
+    or no run when tracked itself cannot start one (then the call runs untracked)."""
     from ._call import describe_call
+    from ._live import Live
+    from .sinks import Sink
     from .sinks.clearml import ClearMLSink
     from .sinks.console import ConsoleSink
+    from .sinks.journal import JournalSink
     from .sinks.local import LocalSink
+    from .sinks.terminal import TerminalSink
 
     try:
         name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
         call = describe_call(wrapped, args, kwargs, settings, yields)
-        return Run(settings, name, call, [ClearMLSink(), LocalSink(), ConsoleSink()])
+        earlier = None
+        if settings.resume:
+            from ._resume import prepare
+
+            earlier, args, kwargs = prepare(wrapped, args, kwargs, settings, name, call)
+        sinks: list[Sink] = [ClearMLSink(), JournalSink(), LocalSink(), ConsoleSink(), TerminalSink()]
+        run = Run(settings, name, call, sinks, earlier)
+        run.follower = live = Live(run)
+        live.start()
+        return run, args, kwargs
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
         warn(f"could not start tracking ({type(exc).__name__}: {exc}); the evaluation runs untracked")
-        return None
+        return None, args, kwargs
 
 
 def _settings(given: Mapping[str, Any]) -> Settings:
@@ -71,7 +87,9 @@ def _settings(given: Mapping[str, Any]) -> Settings:
 def _plain(given: Mapping[str, Any]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         settings = _settings(given)
-        run = _begin(wrapped, args, kwargs, settings, yields=False) if settings.enabled else None
+        run, args, kwargs = (
+            _begin(wrapped, args, kwargs, settings, yields=False) if settings.enabled else (None, args, kwargs)
+        )
         if run is None:
             return wrapped(*args, **kwargs)
         from ._lifecycle import redeliver, sigterm_as_exception
@@ -96,7 +114,9 @@ def _capture(inner: Generator[Any, Any, Any], box: list[Any]) -> Generator[Any, 
 def _generator(given: Mapping[str, Any]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         settings = _settings(given)
-        run = _begin(wrapped, args, kwargs, settings, yields=True) if settings.enabled else None
+        run, args, kwargs = (
+            _begin(wrapped, args, kwargs, settings, yields=True) if settings.enabled else (None, args, kwargs)
+        )
         if run is None:
             return wrapped(*args, **kwargs)
         if settings.lazy:
@@ -124,7 +144,7 @@ def _generator(given: Mapping[str, Any]) -> Wrapper:
 
 def _coroutine(given: Mapping[str, Any]) -> Wrapper:
     async def tracked_call(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings) -> Any:
-        run = _begin(wrapped, args, kwargs, settings, yields=False)
+        run, args, kwargs = _begin(wrapped, args, kwargs, settings, yields=False)
         if run is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -145,7 +165,7 @@ def _coroutine(given: Mapping[str, Any]) -> Wrapper:
 
 def _async_generator(given: Mapping[str, Any]) -> Wrapper:
     async def tracked_call(wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings) -> Any:
-        run = _begin(wrapped, args, kwargs, settings, yields=True)
+        run, args, kwargs = _begin(wrapped, args, kwargs, settings, yields=True)
         if run is None:
             return [item async for item in wrapped(*args, **kwargs)]
         add = run.add
@@ -162,7 +182,7 @@ def _async_generator(given: Mapping[str, Any]) -> Wrapper:
         if not settings.enabled:
             return wrapped(*args, **kwargs)
         if settings.lazy:
-            run = _begin(wrapped, args, kwargs, settings, yields=True)
+            run, args, kwargs = _begin(wrapped, args, kwargs, settings, yields=True)
             inner = wrapped(*args, **kwargs)
             return inner if run is None else TrackedAsyncGenerator(run, inner)
         return tracked_call(wrapped, args, kwargs, settings)
@@ -259,6 +279,10 @@ def tracked_eval(
     console_examples: int | None = None,
     verbose: bool | None = None,
     server_timeout: float | None = None,
+    progress: str | bool | None = None,
+    status_interval: float | None = None,
+    flush_interval: float | None = None,
+    resume: bool | None = None,
 ) -> Callable[[F], F]: ...
 @overload
 def tracked_eval(
@@ -279,6 +303,10 @@ def tracked_eval(
     console_examples: int | None = None,
     verbose: bool | None = None,
     server_timeout: float | None = None,
+    progress: str | bool | None = None,
+    status_interval: float | None = None,
+    flush_interval: float | None = None,
+    resume: bool | None = None,
 ) -> _Decorator: ...
 
 

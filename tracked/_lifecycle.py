@@ -14,15 +14,19 @@ import threading
 import weakref
 from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ._run import Run
+
+class Open(Protocol):
+    """An open run, as the exit hook sees it."""
+
+    def stop_at_exit(self) -> None: ...
+
 
 #: Seconds the interpreter's exit waits for open runs to be reported.
 EXIT_TIMEOUT_S = 5.0
 
-_open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+_open_runs: weakref.WeakSet[Open] = weakref.WeakSet()
 _exit_hook_registered = False
 _lock = threading.Lock()
 
@@ -31,7 +35,7 @@ class Terminated(BaseException):
     """SIGTERM arrived during a tracked evaluation; re-delivered once the run is saved."""
 
 
-def opened(run: Run) -> None:
+def opened(run: Open) -> None:
     global _exit_hook_registered
     with _lock:
         _open_runs.add(run)
@@ -40,14 +44,12 @@ def opened(run: Run) -> None:
             _exit_hook_registered = True
 
 
-def closed(run: Run) -> None:
+def closed(run: Open) -> None:
     with _lock:
         _open_runs.discard(run)
 
 
 def _close_open_runs() -> None:
-    from ._run import STOPPED, finish
-
     with _lock:
         runs = list(_open_runs)
     if not runs:
@@ -55,8 +57,7 @@ def _close_open_runs() -> None:
 
     def close_all() -> None:
         for run in runs:
-            if run.result is None:
-                finish(run, STOPPED)
+            run.stop_at_exit()
 
     # A daemon thread with a deadline: a stuck ClearML call must not hang the exit.
     worker = threading.Thread(target=close_all, name="tracked-exit", daemon=True)

@@ -55,6 +55,17 @@ class Settings(NamedTuple):
     #: Seconds to wait for a configured ClearML server before falling back to
     #: an offline session (ClearML itself would retry for hours).
     server_timeout: float = 5.0
+    #: Progress display while the run goes: "auto" (a bar on a terminal or in
+    #: a notebook, plain status lines elsewhere; only for runs longer than a
+    #: couple of seconds), "on" (from the first example), "off".
+    progress: str = "auto"
+    #: Seconds between two plain status lines where output is not a terminal.
+    status_interval: float = 30.0
+    #: Seconds between two flushes of the run while it goes: the chart streamed
+    #: to ClearML, the examples made durable on disk (lost at most, on a crash).
+    flush_interval: float = 3.0
+    #: Continue the previous run of the same evaluation if it did not complete.
+    resume: bool = False
 
 
 FIELDS: tuple[str, ...] = Settings._fields
@@ -66,6 +77,16 @@ class SettingsError(ValueError):
     """An option or environment variable has a value tracked cannot use."""
 
 
+_PROGRESS = {"auto": "auto", "on": "on", "off": "off", **dict.fromkeys(_TRUE, "on"), **dict.fromkeys(_FALSE, "off")}
+
+
+def _progress(value: Any, where: str) -> str:
+    word = str(value).strip().lower() if not isinstance(value, bool) else ("on" if value else "off")
+    if word not in _PROGRESS:
+        raise SettingsError(f"{where}: expected auto, on or off")
+    return _PROGRESS[word]
+
+
 def _parse(name: str, raw: str) -> Any:
     kind = type(Settings._field_defaults[name])
     if name == "offline":
@@ -74,6 +95,8 @@ def _parse(name: str, raw: str) -> Any:
         kind = bool
     if name == "task_name":
         return raw
+    if name == "progress":
+        return _progress(raw, f"{ENV_PREFIX}PROGRESS={raw!r}")
     if kind is bool:
         word = raw.strip().lower()
         if word in _TRUE:
@@ -95,6 +118,12 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"tracked_eval() got unknown option(s): {', '.join(unknown)}")
     given = {k: v for k, v in options.items() if v is not None}
+    if "progress" in given:
+        given["progress"] = _progress(given["progress"], f"progress={given['progress']!r}")
+    for name in ("flush_interval", "status_interval", "server_timeout"):
+        value = given.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
     for name in ("max_points", "console_examples"):
         value = given.get(name)
         if value is not None and (not isinstance(value, int) or value < (1 if name == "max_points" else 0)):
@@ -124,7 +153,7 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             values[name] = _parse(name, raw)
         except SettingsError as exc:
             problems.append(f"{exc}; using the default")
-    for name in ("max_points", "console_examples", "server_timeout"):
+    for name in ("max_points", "console_examples", "server_timeout", "flush_interval", "status_interval"):
         if name in values and name not in given:
             try:
                 check_options({name: values[name]})

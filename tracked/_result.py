@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
-
-    from ._run import Run
 
 
 class EvalResult(Mapping[str, Any]):
@@ -25,17 +23,22 @@ class EvalResult(Mapping[str, Any]):
     """
 
     __slots__ = (
-        "_examples", "_metrics", "_problems", "_returned", "_run",
+        "_examples", "_make_examples", "_metrics", "_problems", "_returned",
         "_saved_to", "_session_dir", "_status", "_task_id",
     )  # fmt: skip
 
     def __init__(
-        self, run: Run | None, metrics: dict[str, Any], status: str = "completed", returned: Any = None
+        self,
+        metrics: dict[str, Any],
+        status: str = "completed",
+        returned: Any = None,
+        examples: Callable[[], pd.DataFrame] | None = None,
     ) -> None:
         self._metrics = metrics
-        self._run = run
-        self._status = run.status if run is not None else status
-        self._returned = run.returned if run is not None else returned
+        self._status = status
+        self._returned = returned
+        #: Builds ``examples`` when first asked for (a million rows are not made for nothing).
+        self._make_examples = examples
         self._task_id: str | None = None
         self._session_dir: Path | None = None
         self._saved_to: Path | None = None
@@ -90,18 +93,16 @@ class EvalResult(Mapping[str, Any]):
     def examples(self) -> pd.DataFrame:
         """One row per example (index = example index): one column per metric (NaN where absent), the details."""
         if self._examples is None:
-            from ._summary import examples_frame
-
-            if self._run is None:
+            if self._make_examples is None:
                 import pandas as pd
 
                 empty: pd.DataFrame = pd.DataFrame()
                 return empty
-            self._examples = examples_frame(self._run)
+            self._examples, self._make_examples = self._make_examples(), None
         return self._examples
 
 
 def _restore(metrics: dict[str, Any], status: str, returned: Any, state: tuple[Any, ...]) -> EvalResult:
-    result = EvalResult(None, metrics, status, returned)
+    result = EvalResult(metrics, status, returned)
     result._task_id, result._session_dir, result._saved_to, result._examples, result._problems = state
     return result

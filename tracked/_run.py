@@ -7,120 +7,25 @@ Everything else (means, charts, tables, I/O) happens once, in ``Run.end``.
 
 from __future__ import annotations
 
-import mmap
 import time
-from array import array
-from bisect import bisect_left
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._options import Settings
-from ._values import TENSOR_BATCH, InvalidValue, as_detail, as_number, is_scalar_tensor, tensors_to_floats
+from ._storage import Series
+from ._values import InvalidValue, as_detail, as_number, is_scalar_tensor
 from ._warn import warn
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+    from pathlib import Path
 
     from ._call import CallInfo
     from ._result import EvalResult
+    from ._resume import Earlier
     from .sinks import Sink
 
 #: Run states, as recorded in the session (``tracked_status``).
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
-
-
-#: Values per storage chunk (512 KiB). Each chunk is its own anonymous memory
-#: map: no chunk is ever moved (a growing array is copied on every resize),
-#: and a chunk released when the run ends goes straight back to the system
-#: (freed heap blocks do not), so a run's memory stays at its data.
-CHUNK = 1 << 16
-
-
-class Series:
-    """One metric's values in yield order: 8 bytes per example while dense.
-
-    Values fill fixed-size chunks; ``freeze`` joins them into one numpy
-    array when the run ends, releasing each chunk as it is copied. Example
-    indices are stored only once the metric skips an example (a mapping
-    without that field), so the common case costs no index array. Tensors
-    wait in ``pending`` and are moved to the host in batches: one device
-    synchronisation per batch instead of one per example.
-    """
-
-    __slots__ = ("chunks", "frozen", "indices", "pending", "pos", "size", "start", "view")
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.size = 0
-        self.chunks: list[mmap.mmap] = []
-        self.view: memoryview[float] | None = None  # the last chunk, as doubles
-        self.pos = CHUNK  # position in the last chunk; full: the next value opens a chunk
-        self.indices: array[int] | None = None
-        self.pending: list[tuple[int, Any]] = []
-        self.frozen: npt.NDArray[np.float64] | None = None
-
-    def append(self, index: int, value: float) -> None:
-        if self.pending:
-            self.flush()
-        if self.indices is not None:
-            self.indices.append(index)
-        elif index != self.start + self.size:  # the first gap: from now on, indices are kept
-            self.indices = array("q", range(self.start, self.start + self.size))
-            self.indices.append(index)
-        pos = self.pos
-        if pos == CHUNK:
-            chunk = mmap.mmap(-1, CHUNK * 8)
-            self.chunks.append(chunk)
-            self.view = memoryview(chunk).cast("d")
-            pos = 0
-        self.view[pos] = value  # type: ignore[index]
-        self.pos = pos + 1
-        self.size += 1
-
-    def defer(self, index: int, tensor: Any) -> None:
-        self.pending.append((index, tensor))
-        if len(self.pending) >= TENSOR_BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        """Move pending tensors to the host, all at once, and append their values."""
-        pending, self.pending = self.pending, []
-        for (index, _), value in zip(pending, tensors_to_floats([t for _, t in pending]), strict=True):
-            self.append(index, value)
-
-    def freeze(self) -> npt.NDArray[np.float64]:
-        """All values as one array, made once when the run has ended; the chunks are released."""
-        if self.frozen is None:
-            import numpy as np
-
-            if self.pending:
-                self.flush()
-            if self.view is not None:
-                self.view.release()
-                self.view = None
-            out = np.empty(self.size, dtype=np.float64)
-            chunks, self.chunks = self.chunks, []
-            chunks.reverse()
-            pos = 0
-            while chunks:
-                chunk = chunks.pop()
-                count = min(CHUNK, self.size - pos)
-                out[pos : pos + count] = np.frombuffer(chunk, dtype=np.float64, count=count)
-                pos += count
-                chunk.close()  # back to the system now, so the copy never doubles the memory
-            self.frozen, self.pos = out, CHUNK
-        return self.frozen
-
-    def value_at(self, index: int) -> float | None:
-        """This metric's value for example ``index`` (once the run has ended), or None when it lacks one."""
-        if self.indices is None:
-            pos = index - self.start
-        else:
-            pos = bisect_left(self.indices, index)
-            if pos >= len(self.indices) or self.indices[pos] != index:
-                return None
-        return float(self.freeze()[pos]) if 0 <= pos < self.size else None
 
 
 def status_of(exc: BaseException) -> str:
@@ -137,14 +42,24 @@ def finish(run: Run, status: str, returned: Any = None, error: BaseException | N
 
         warn(f"{run.name}: reporting the run failed ({type(exc).__name__}: {exc}); returning what was counted")
         run.status, run.returned, run.error = status, returned, error
-        run.result = EvalResult(run, {"num_examples": run.count, "duration_seconds": run.duration}, status, returned)
+        run.result = EvalResult({"num_examples": run.count, "duration_seconds": run.duration}, status, returned)
         return run.result
+
+
+class Follower(Protocol):
+    """What follows a run while it goes (``_live.Live``): stopped, then told the end."""
+
+    def stop(self) -> None: ...
+
+    def flush(self, final: bool = False) -> None: ...
 
 
 class Run:
     """Collects one evaluation call; ``end`` turns it into a result and reports it."""
 
-    def __init__(self, settings: Settings, name: str, call: CallInfo, sinks: list[Sink]) -> None:
+    def __init__(
+        self, settings: Settings, name: str, call: CallInfo, sinks: list[Sink], earlier: Earlier | None = None
+    ) -> None:
         self.settings = settings
         self.name = name
         self.call = call
@@ -159,8 +74,24 @@ class Run:
         self.status = "running"
         self.error: BaseException | None = None
         self.result: EvalResult | None = None
+        #: Examples the run expects in all (the dataset's length), when known: the chart is planned for it.
+        self.expected = call.dataset_num_eval
+        #: Where the run goes, as the sinks learn it: the ClearML task and its offline session folder.
+        self.task_id: str | None = None
+        self.session_dir: Path | None = None
+        #: The run's journal folder (examples made durable while it goes), once the journal sink made it.
+        self.journal_dir: Path | None = None
+        #: The run this one continues (``resume=True``), with the examples it had.
+        self.earlier = earlier
+        self._base_duration = 0.0
+        if earlier is not None:
+            self._continue(earlier)
+        self.follower: Follower | None = None
         for sink in sinks:
-            sink.start(self)
+            try:
+                sink.start(self)
+            except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on
+                warn(f"{name}: {type(sink).__name__} could not start ({type(exc).__name__}: {exc})")
         # The clock starts after the sinks: duration_seconds is the evaluation's
         # own time, comparable between runs, not ClearML's start-up (~1 s at first).
         self._started = time.perf_counter()
@@ -169,10 +100,22 @@ class Run:
 
         _lifecycle.opened(self)
 
+    def _continue(self, earlier: Earlier) -> None:
+        """Take in the examples of the run this one resumes, as if they had just been yielded."""
+        for name, (indices, values) in earlier.series.items():
+            if len(values):
+                series = self.series[name] = Series(int(indices[0]))
+                series.extend(indices, values)
+        self.details.extend(earlier.details)
+        self.skipped.update(earlier.skipped)
+        self.count = earlier.count
+        self._base_duration = earlier.duration
+
     @property
     def duration(self) -> float:
+        """The evaluation's own time so far (a resumed run's earlier time included)."""
         end = time.perf_counter() if self._ended is None else self._ended
-        return end - self._started
+        return self._base_duration + end - self._started
 
     # -- the hot path -------------------------------------------------------
     def add(self, item: Any) -> None:
@@ -241,7 +184,7 @@ class Run:
     def end(self, status: str, returned: Any = None, error: BaseException | None = None) -> EvalResult:
         """Stop the clock, compute the final metrics and hand them to every sink once."""
         from ._result import EvalResult
-        from ._summary import final_metrics
+        from ._summary import examples_frame, final_metrics
 
         if self.result is not None:
             return self.result
@@ -250,10 +193,22 @@ class Run:
         _lifecycle.closed(self)
         self._ended = time.perf_counter()
         self.status, self.returned, self.error = status, returned, error
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            follower.stop()
+            for series in self.series.values():
+                if series.pending:
+                    series.flush()
+            follower.flush(final=True)  # the last examples and chart points, before the final report
         for series in self.series.values():
             series.freeze()
         metrics = final_metrics(self)
-        self.result = EvalResult(self, metrics)
+        self.result = EvalResult(metrics, status, returned, examples=lambda: examples_frame(self))
         for sink in self.sinks:
             sink.finish(self, self.result)
         return self.result
+
+    def stop_at_exit(self) -> None:
+        """The interpreter exits with this run open: end it as stopped."""
+        if self.result is None:
+            finish(self, STOPPED)

@@ -1,4 +1,4 @@
-"""Numbers derived from a finished run: final metrics, progress points, running means.
+"""Numbers derived from a finished run: final metrics and the per-example table.
 
 Imported when a run ends, not at ``import tracked``: it needs numpy, and
 vectorised arithmetic over the compact per-metric arrays is what keeps the
@@ -21,7 +21,8 @@ from ._warn import warn
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ._run import Run, Series
+    from ._run import Run
+    from ._storage import Series
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -104,41 +105,6 @@ def returned_metrics(value: Any, default_metric: str, name: str) -> dict[str, An
         stacklevel=2,
     )
     return {}
-
-
-def progress_points(series: Series, max_points: int) -> tuple[IntArray, FloatArray, IntArray, FloatArray]:
-    """(iterations, values, iterations, running means) for one progress series.
-
-    Up to ``max_points`` examples, every finite value is its own point at its
-    own example index. Beyond that, each point is the mean of a contiguous
-    range of examples, placed at the range's last index, so the chart keeps
-    its shape at any size; the running mean is then taken at the same
-    indices, from per-range sums, so no full-length temporaries are made.
-    NaN/inf never become points (ClearML would silently write them as 0.0).
-    """
-    values = series.freeze()
-    finite = np.isfinite(values)
-    all_finite = bool(finite.all())
-    clean = values if all_finite else np.where(finite, values, 0.0)
-    if values.size <= max_points:
-        counts = np.cumsum(finite, dtype=np.int64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            running = np.cumsum(clean) / counts
-        seen = counts > 0
-        index = indices_of(series)
-        return index[finite], values[finite], index[seen], running[seen]
-    starts = np.linspace(0, values.size, max_points + 1).astype(np.int64)[:-1]
-    ends = np.append(starts[1:], values.size) - 1
-    sums = np.add.reduceat(clean, starts)
-    numbers = np.diff(np.append(starts, values.size)) if all_finite else np.add.reduceat(finite, starts, dtype=np.int64)
-    cumulative = np.cumsum(numbers)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / numbers
-        running = np.cumsum(sums) / cumulative
-    has, seen = numbers > 0, cumulative > 0
-    # Example indices of the range ends only: a dense series never needs its full index array.
-    at_ends = ends + series.start if series.indices is None else indices_of(series)[ends]
-    return at_ends[has], means[has], at_ends[seen], running[seen]
 
 
 def examples_frame(run: Run) -> pd.DataFrame:

@@ -2,7 +2,10 @@
 
 A session is a folder ``<cache>/offline/<task-id>/`` (or its ``.zip``) with
 ``task.json``, ``metrics.jsonl`` and ``log.jsonl``. Each line of the jsonl
-files is a JSON array: one batch of events as ClearML flushed it.
+files is a JSON array: one batch of events as ClearML flushed it. tracked
+adds the run's journal (``tracked/0/``, see ``tracked/_journal.py``): it
+tells a run still going from one whose process died (``interrupted``), and
+holds the examples recorded so far.
 
     >>> s = read_session(result.session_dir)
     >>> s.single_values["token_recall"], s.scalars["Training Progress"]["token_recall"][:3]
@@ -15,7 +18,12 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._journal import Journal
 
 #: ClearML marks single values with this iteration, under the metric "Summary".
 SINGLE_VALUE_ITER = -(2**31)
@@ -52,6 +60,8 @@ class Session:
     console: str = ""
     #: Lines that could not be parsed (a truncated file, a crash mid-write).
     problems: list[str] = field(default_factory=list)
+    #: The run's journal (status while it goes, examples recorded so far), when tracked wrote one.
+    journal: Journal | None = None
 
     @property
     def id(self) -> str:
@@ -67,9 +77,42 @@ class Session:
 
     @property
     def status(self) -> str:
-        """completed, failed or stopped as tracked recorded it; 'unknown' for other sessions."""
+        """completed, failed, stopped, running, or interrupted (its process died); 'unknown' for other sessions."""
+        if self.journal is not None:
+            return self.journal.status
         props = self.task.get("hyperparams", {}).get("properties", {})
         return str(props.get("tracked_status", {}).get("value", "unknown"))
+
+    @property
+    def num_examples(self) -> int | None:
+        """Examples recorded so far (all of them once the run ended), when tracked wrote a journal."""
+        return None if self.journal is None else self.journal.count
+
+    def examples(self) -> pd.DataFrame:
+        """The examples recorded in the journal (scores and details), one row per example; empty without one."""
+        import numpy as np
+        import pandas as pd
+
+        journal = self.journal
+        if journal is None:
+            empty: pd.DataFrame = pd.DataFrame()
+            return empty
+        count = journal.count
+        columns: dict[str, Any] = {}
+        for name, (indices, values) in journal.series.items():
+            column = np.full(count, np.nan)
+            keep = indices < count
+            column[indices[keep]] = values[keep]
+            columns[name] = column
+        frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(count, name="index"))
+        details = [(i, d) for i, d in journal.details if i < count]
+        if details:
+            extra = pd.DataFrame.from_records([d for _, d in details], index=[i for i, _ in details]).reindex(
+                range(count)
+            )
+            for name in extra.columns:
+                frame[name if name not in frame.columns else f"{name} (detail)"] = extra[name].to_numpy()
+        return frame
 
     @property
     def hyperparameters(self) -> dict[str, dict[str, str]]:
@@ -92,6 +135,35 @@ def _batches(text: str, filename: str, problems: list[str]) -> Iterator[dict[str
         for event in batch if isinstance(batch, list) else [batch]:
             if isinstance(event, dict):
                 yield event
+
+
+class _ZipSource:
+    """A journal inside a session zip (a copy: no writer can be alive there)."""
+
+    folder: Path | None = None
+
+    def __init__(self, archive: zipfile.ZipFile, prefix: str) -> None:
+        self._archive, self._prefix = archive, prefix
+
+    def read(self, name: str) -> bytes:
+        return self._archive.read(self._prefix + name)
+
+
+def _journal(path: Path) -> Journal | None:
+    """The session's first journal (the run that opened the task), or None."""
+    from . import _journal as journal
+
+    try:
+        if path.is_dir():
+            folder = path / journal.FOLDER / "0"
+            return journal.read_journal(folder) if (folder / journal.STATE).is_file() else None
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(f"{journal.FOLDER}/0/{journal.STATE}"):
+                    return journal.read_journal(_ZipSource(archive, name[: -len(journal.STATE)]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return None
 
 
 def _files(path: Path) -> dict[str, str]:
@@ -144,6 +216,15 @@ def read_session(path: str | Path) -> Session:
                 session.tables[title] = table
     messages = [str(e.get("msg", "")) for e in _batches(files.get("log.jsonl", ""), "log.jsonl", session.problems)]
     session.console = "\n".join(messages)
+    session.journal = journal = _journal(path)
+    if journal is not None:
+        session.problems.extend(f"journal: {problem}" for problem in journal.problems)
+        if not session.single_values:  # not ended (running, or died): the means over the examples recorded
+            session.single_values = {
+                **journal.means(),
+                "num_examples": float(journal.count),
+                "duration_seconds": float(journal.state.get("duration", 0.0)),
+            }
     return session
 
 

@@ -1,4 +1,10 @@
-"""The ClearML sink: one task per run (or the running one), reported when the run ends.
+"""The ClearML sink: one task per run (or the running one).
+
+The progress chart is streamed while the run goes (every
+``flush_interval``): with a server, through ``Logger.report_scalar``, so it
+grows in the web UI; offline, appended to the session's ``metrics.jsonl``
+in ClearML's own event format. Final metrics, the table, the examples
+artifact and the summary are reported when the run ends.
 
 ClearML is imported when the first run starts, not at ``import tracked``
 (it takes most of a second). Every ClearML call is guarded: a failure here
@@ -27,6 +33,7 @@ from ._clearml_setup import (
 if TYPE_CHECKING:
     from clearml import Logger, Task
 
+    from .._live import Update
     from .._result import EvalResult
     from .._run import Run
 
@@ -98,6 +105,7 @@ class ClearMLSink:
         self.problems: list[str] = []
         #: "" for the first run in a task; the run's (unique) name for runs that overlap it.
         self.prefix = ""
+        self._offline: _OfflineScalars | None = None
 
     def _fail(self, what: str, exc: BaseException) -> None:
         # No warning here: the local sink gives one, saying also where the run went.
@@ -123,6 +131,11 @@ class ClearMLSink:
             self.prefix = _unique(run.name, shared.active)
         shared.active.add(self.prefix or run.name)
         self.task, self.shared = shared.task, shared
+        run.task_id = str(shared.task.id)
+        folder = shared.task.get_offline_mode_folder() if Task.is_offline() else None
+        if folder is not None:
+            run.session_dir = Path(folder)
+            self._offline = _OfflineScalars(Path(folder), str(shared.task.id), run.settings.progress_title)
 
     def _create(self, run: Run) -> _Shared:
         from clearml import Task
@@ -177,7 +190,6 @@ class ClearMLSink:
         result._task_id = str(task.id)
         try:
             logger = task.get_logger()
-            self._report_progress(task, logger, run)
             named = {self.name(metric): value for metric, value in result.items()}
             log_metrics(logger, named, run.settings.table_title, series=self.prefix or TABLE_SERIES)
             self._save_examples(task, result)
@@ -196,23 +208,28 @@ class ClearMLSink:
         if last and shared.created:
             self._close(shared, run, result)
 
-    def _report_progress(self, task: Task, logger: Logger, run: Run) -> None:
-        from .._summary import progress_points
-
-        title = run.settings.progress_title
-        folder = task.get_offline_mode_folder()
-        offline = None if folder is None else _OfflineScalars(Path(folder), str(task.id), title, logger)
-        for metric, series in run.series.items():
-            iterations, values, mean_iterations, means = progress_points(series, run.settings.max_points)
-            for series_name, xs, ys in (
-                (self.name(metric), iterations, values),
-                (self.name(RUNNING_MEAN.format(metric=metric)), mean_iterations, means),
-            ):
-                if offline is not None:
-                    offline.write(series_name, xs.tolist(), ys.tolist())
-                    continue
-                for iteration, value in zip(xs.tolist(), ys.tolist(), strict=True):
-                    logger.report_scalar(title=title, series=series_name, value=value, iteration=iteration)
+    def progress(self, run: Run, update: Update) -> None:
+        """Stream the new chart points: the chart grows while the run goes."""
+        task = self.task
+        if task is None or not update.points:
+            return
+        try:
+            logger = None if self._offline is not None else task.get_logger()
+            title = run.settings.progress_title
+            for metric, (iterations, values, mean_iterations, means) in update.points.items():
+                for series_name, xs, ys in (
+                    (self.name(metric), iterations, values),
+                    (self.name(RUNNING_MEAN.format(metric=metric)), mean_iterations, means),
+                ):
+                    if self._offline is not None:
+                        self._offline.write(series_name, xs.tolist(), ys.tolist(), update.time)
+                        continue
+                    for iteration, value in zip(xs.tolist(), ys.tolist(), strict=True):
+                        logger.report_scalar(title=title, series=series_name, value=value, iteration=iteration)  # type: ignore[union-attr]
+            if logger is not None and not update.final:
+                logger.flush()  # hand the points to ClearML's sender now, not at its next period
+        except Exception as exc:  # noqa: BLE001
+            self._fail("streaming the progress chart", exc)
 
     def _save_examples(self, task: Task, result: EvalResult) -> None:
         """Every example's scores and details, as the artifact ``examples``.
@@ -234,11 +251,9 @@ class ClearMLSink:
         )
 
     def _close(self, shared: _Shared, run: Run, result: EvalResult) -> None:
-        from clearml import Task
-
         task = shared.task
         try:
-            folder = task.get_offline_mode_folder() if Task.is_offline() else None
+            folder = run.session_dir
             task.close()
             if run.status == "failed":
                 task.mark_failed(status_reason=f"{type(run.error).__name__}: {run.error}"[:200], force=True)
@@ -261,32 +276,38 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 class _OfflineScalars:
-    """Writes progress points straight into the offline session, one batch line per series.
+    """Appends progress points straight to the offline session, one batch line per series.
 
     ``Logger.report_scalar`` builds four objects per point (~100 us each:
     3 s for a million-example run's 30,000 points). The session file is
     JSON arrays of events, the same ones ClearML writes and
     ``import_offline_session`` uploads line by line; formatting them from
-    the numbers directly keeps the end of a run fast and its memory flat.
+    the numbers directly keeps streaming cheap. Each line is one
+    ``O_APPEND`` write, so it never interleaves with ClearML's own lines.
     """
 
-    def __init__(self, folder: Path, task_id: str, title: str, logger: Logger) -> None:
+    def __init__(self, folder: Path, task_id: str, title: str) -> None:
         import json
-        import time
 
-        logger.flush(wait=True)  # ClearML's own writer thread is idle while this appends
         self._path = folder / "metrics.jsonl"
         self._head = (
-            f'{{"timestamp": {int(time.time() * 1000)}, "type": "training_stats_scalar", '
-            f'"task": {json.dumps(task_id)}, "metric": {json.dumps(title)}, "variant": '
+            f'"type": "training_stats_scalar", "task": {json.dumps(task_id)}, '
+            f'"metric": {json.dumps(title)}, "variant": '
         )
         self._dumps = json.dumps
 
-    def write(self, series: str, iterations: list[int], values: list[float]) -> None:
+    def write(self, series: str, iterations: list[int], values: list[float], when: float) -> None:
+        import os
+
         if not iterations:
             return
-        head = f"{self._head}{self._dumps(series)}, "
+        head = f'{{"timestamp": {int(when * 1000)}, {self._head}{self._dumps(series)}, '
         # repr() of a finite float is valid JSON; non-finite values never get here.
         events = ", ".join(f'{head}"iter": {i}, "value": {v!r}}}' for i, v in zip(iterations, values, strict=True))
-        with self._path.open("a", encoding="utf-8") as out:
-            out.write(f"[{events}]\n")
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            data = memoryview(f"[{events}]\n".encode())
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .._secrets import scrub
 
 if TYPE_CHECKING:
+    from .._live import Update
     from .._result import EvalResult
     from .._run import Run
 
@@ -54,9 +55,24 @@ def summary_text(run: Run, result: EvalResult) -> str:
 
 
 class ConsoleSink:
-    """Prints the summary and where the run went to stdout, after ClearML is done."""
+    """Prints where the run goes when it starts, and its summary when it ends (stdout)."""
 
     def start(self, run: Run) -> None:
+        if not run.settings.verbose:
+            return
+        lines = []
+        if run.earlier is not None:
+            lines.append(f"tracked: {run.name}: resuming {run.earlier.folder} after example {run.count:,}")
+        if run.session_dir is not None:
+            lines.append(
+                f"tracked: {run.name}: offline session {run.session_dir} (watch it: tracked show {run.session_dir})"
+            )
+        elif run.task_id is not None:
+            lines.append(f"tracked: {run.name}: ClearML task {run.task_id}")
+        if lines:
+            print(scrub("\n".join(lines)), file=sys.stdout, flush=True)
+
+    def progress(self, run: Run, update: Update) -> None:
         pass
 
     def finish(self, run: Run, result: EvalResult) -> None:

@@ -20,6 +20,7 @@ from .._secrets import scrub_frame
 from .._warn import warn
 
 if TYPE_CHECKING:
+    from .._live import Update
     from .._result import EvalResult
     from .._run import Run
 
@@ -41,6 +42,9 @@ class LocalSink:
     """Saves the run to a local folder when an earlier sink reported a failure."""
 
     def start(self, run: Run) -> None:
+        pass
+
+    def progress(self, run: Run, update: Update) -> None:
         pass
 
     def finish(self, run: Run, result: EvalResult) -> None:

@@ -1,0 +1,221 @@
+"""A run's durable record on disk: what survives ``kill -9``.
+
+Written while the run goes (every ``flush_interval``), read back by
+``tracked show`` / ``read_session`` (a run that died), and by ``resume``.
+One folder, ``tracked/`` inside the offline session (or
+``$CLEARML_CACHE_DIR/tracked-runs/<task id>/`` with a server):
+
+- ``run.json``: who the run is and how far it got: name, key, status,
+  examples, duration, each metric's file and committed size. Replaced
+  atomically (temporary file, then rename) after the data files are
+  written, so it never points past data that is on disk.
+- ``m<k>.values`` (float64) and, once a metric skips an example,
+  ``m<k>.index`` (int64): one metric's values and their example indices,
+  appended. Bytes past the committed size (a write cut by a kill) are
+  ignored and overwritten by the next writer.
+- ``details.jsonl``: ``[index, {field: text}]`` per example with details.
+- ``lock``: held (``flock``) by the writing process for as long as the run
+  is open. A run whose status is still ``running`` but whose lock is free
+  was interrupted: its process died without ending it.
+
+Plain binary and JSON only: nothing here is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FORMAT = 1
+FOLDER = "tracked"
+STATE = "run.json"
+DETAILS = "details.jsonl"
+LOCK = "lock"
+#: Claimed (flock) by a process resuming this run, so a second one cannot.
+RESUME_LOCK = "resume.lock"
+RUNNING, INTERRUPTED = "running", "interrupted"
+
+
+def write_state(folder: Path, state: dict[str, Any]) -> None:
+    """Replace run.json atomically: a reader sees the old state or the new one, never half."""
+    tmp = folder / f".{STATE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(state, ensure_ascii=True, allow_nan=False), encoding="ascii")
+    os.replace(tmp, folder / STATE)
+
+
+def write_at(path: Path, offset: int, data: bytes) -> None:
+    """Write ``data`` at ``offset`` and cut the file there: a write a kill left half done is overwritten."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, offset)
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+    finally:
+        os.close(fd)
+
+
+def try_lock(path: Path, exclusive: bool = True) -> int | None:
+    """An fd holding ``flock`` on ``path``, or None when another process holds it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError:  # no flock on this file system: nobody can be told apart; take it as free
+        return fd
+    return fd
+
+
+def release(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def writer_alive(folder: Path) -> bool:
+    """Whether a process still holds the run open (its lock is taken)."""
+    lock = folder / LOCK
+    if not lock.is_file():
+        return False
+    try:
+        fd = try_lock(lock, exclusive=False)
+    except OSError:  # read-only copy: no writer can be there
+        return False
+    release(fd)
+    return fd is None
+
+
+class Source(Protocol):
+    """Where a journal's files are read from: its folder, or a folder inside a session zip."""
+
+    #: The folder itself (a writer may be alive there); None for a copy (a zip): no writer can be.
+    folder: Path | None
+
+    def read(self, name: str) -> bytes: ...  # raises OSError or KeyError when missing
+
+
+@dataclass
+class FolderSource:
+    folder: Path | None
+
+    def read(self, name: str) -> bytes:
+        assert self.folder is not None
+        return (self.folder / name).read_bytes()
+
+
+@dataclass
+class Journal:
+    """A run's durable record, as read back."""
+
+    where: str
+    state: dict[str, Any]
+    live: bool = False
+    #: metric -> (example indices, values), committed part only.
+    series: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(default_factory=dict)
+    #: (example index, field -> text), in example order.
+    details: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return int(self.state.get("count", 0))
+
+    @property
+    def status(self) -> str:
+        """completed, failed, stopped, running (its process is alive) or interrupted (its process died)."""
+        status = str(self.state.get("status", RUNNING))
+        if status == RUNNING and not self.live:
+            return INTERRUPTED
+        return status
+
+    def means(self) -> dict[str, float]:
+        """Each metric's mean over the finite values recorded (NaN when it has none)."""
+        out: dict[str, float] = {}
+        for name, (_, values) in self.series.items():
+            finite = values[np.isfinite(values)]
+            out[name] = float(finite.mean()) if finite.size else math.nan
+        return out
+
+
+def _read_array(source: Source, name: str, dtype: str, size: int, problems: list[str]) -> npt.NDArray[Any]:
+    if not size:
+        return np.empty(0, dtype=dtype)
+    try:
+        data = source.read(name)
+    except (OSError, KeyError) as exc:
+        problems.append(f"{name}: unreadable ({exc})")
+        return np.empty(0, dtype=dtype)
+    width = np.dtype(dtype).itemsize
+    have = min(size, len(data) // width)
+    if have < size:
+        problems.append(f"{name}: {have} of {size} values on disk")
+    return np.frombuffer(data, dtype=dtype, count=have).astype(dtype[1:], copy=True)
+
+
+def read_journal(where: Path | Source, with_data: bool = True) -> Journal:
+    """The journal in a folder (or other source); raises OSError / KeyError / ValueError when there is none."""
+    source = FolderSource(where) if isinstance(where, Path) else where
+    state = json.loads(source.read(STATE).decode("utf-8"))
+    if not isinstance(state, dict):
+        raise ValueError(f"{STATE}: not a run record")
+    folder = source.folder
+    live = folder is not None and str(state.get("status")) == RUNNING and writer_alive(folder)
+    journal = Journal(where=str(folder) if folder is not None else "", state=state, live=live)
+    if not with_data:
+        return journal
+    for name, entry in dict(state.get("series", {})).items():
+        size = int(entry["size"])
+        values = _read_array(source, f"{entry['file']}.values", "<f8", size, journal.problems)
+        if entry.get("dense_start") is not None:
+            indices = np.arange(int(entry["dense_start"]), int(entry["dense_start"]) + len(values), dtype=np.int64)
+        else:
+            indices = _read_array(source, f"{entry['file']}.index", "<i8", size, journal.problems)
+        n = min(len(values), len(indices))
+        journal.series[str(name)] = (indices[:n], values[:n])
+    committed = int(dict(state.get("details", {})).get("bytes", 0))
+    if committed:
+        try:
+            text = source.read(DETAILS)[:committed].decode("utf-8")
+        except (OSError, KeyError, UnicodeDecodeError) as exc:
+            journal.problems.append(f"{DETAILS}: unreadable ({exc})")
+            text = ""
+        for line in text.splitlines():
+            try:
+                index, fields = json.loads(line)
+                journal.details.append((int(index), {str(k): str(v) for k, v in fields.items()}))
+            except (ValueError, TypeError, AttributeError):
+                journal.problems.append(f"{DETAILS}: an unreadable line")
+    return journal
+
+
+def new_state(**identity: Any) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "format": FORMAT,
+        **identity,
+        "pid": os.getpid(),
+        "host": os.uname().nodename if hasattr(os, "uname") else "",
+        "started_at": now,
+        "heartbeat": now,
+        "status": RUNNING,
+        "error": None,
+        "count": 0,
+        "duration": 0.0,
+        "series": {},
+        "details": {"file": DETAILS, "bytes": 0},
+        "skipped": {},
+    }

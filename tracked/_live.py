@@ -1,0 +1,192 @@
+"""A run followed while it goes: a background thread hands the sinks what the run gained.
+
+The evaluation's own thread only appends scores (``Run.add``); this thread
+reads what was appended since it last looked, turns it into progress points
+(``Chart``) and, every ``flush_interval`` seconds, tells each sink
+(``Sink.progress``): the ClearML sink streams the points, the journal makes
+the examples durable. A sink with a ``tick`` (the progress bar) is told more
+often. A slow disk or server slows this thread only: the scores wait in the
+run's own storage, which is the queue, and are handed over once it can go on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._chart import Chart, Points
+from ._storage import CHUNK
+from ._warn import warn
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ._chart import FloatArray, IntArray
+    from ._run import Run
+    from ._storage import Series
+
+#: Seconds between two ticks of a sink that draws (the progress bar).
+TICK_S = 0.5
+
+
+@dataclass
+class Update:
+    """What the run gained since the last update, as handed to each sink."""
+
+    #: Examples so far, and the evaluation's own time so far.
+    count: int
+    duration: float
+    #: metric -> (first, end) positions of its values new since the last update; read them with ``blocks``.
+    new: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: (example index, field -> text) new since the last update.
+    details: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    #: metric -> new progress points (and running means).
+    points: dict[str, Points] = field(default_factory=dict)
+    #: When these points were made (epoch seconds), for their timestamps.
+    time: float = 0.0
+    #: The last update: the run has ended (``run.status`` says how).
+    final: bool = False
+    _series: dict[str, Series] = field(default_factory=dict, repr=False)
+
+    def blocks(self, name: str) -> Iterator[tuple[IntArray, FloatArray]]:
+        """The new (example indices, values) of one metric, a storage chunk at a time (memory stays flat)."""
+        lo, hi = self.new[name]
+        series = self._series[name]
+        for start in range(lo, hi, CHUNK):
+            yield series.read(start, min(start + CHUNK, hi))
+
+
+def _join(parts: list[Any], dtype: Any) -> Any:
+    if not parts:
+        return np.empty(0, dtype=dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+class Live:
+    """Gathers what a run appends, and hands it to its sinks at their intervals."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.charts: dict[str, Chart] = {}
+        self._gathered: dict[str, int] = {}  # values fed to the charts, per metric
+        self._handed: dict[str, int] = {}  # values handed to the sinks, per metric
+        self._details_seen = 0
+        #: Examples gathered: every value of every example before this one has been read.
+        self.examples = 0
+        self._pending_points: dict[str, list[Points]] = {}
+        self._pending_details: list[tuple[int, dict[str, str]]] = []
+        self._tickers: list[Any] = [s for s in run.sinks if getattr(s, "tick", None) is not None]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one gatherer at a time (the thread, or the run's end)
+        self._failed: set[int] = set()
+
+    # -- the thread ----------------------------------------------------------
+    def start(self) -> None:
+        interval = self.run.settings.flush_interval
+        ticking = any(s.ticking for s in self._tickers)
+        tick = min(TICK_S, interval) if ticking else interval
+        self._thread = threading.Thread(target=self._loop, args=(tick, interval), name="tracked-live", daemon=True)
+        self._thread.start()
+
+    def _loop(self, tick: float, interval: float) -> None:
+        next_flush = time.monotonic() + interval
+        while not self._stop.wait(tick):
+            try:
+                self.gather()
+                for sink in self._tickers:
+                    sink.tick(self.run, self)
+                if time.monotonic() >= next_flush:
+                    self.flush()
+                    next_flush = time.monotonic() + interval
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any bug of ours
+                self._report(0, f"following the run failed ({type(exc).__name__}: {exc})")
+
+    def stop(self) -> None:
+        """Stop the thread (waiting for a flush in progress, at most a few seconds)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=max(5.0, 2 * self.run.settings.flush_interval))
+
+    # -- gathering -----------------------------------------------------------
+    def gather(self, final: bool = False) -> None:
+        """Read what the run appended since the last look; feed the charts.
+
+        Only whole examples are taken: the one the evaluation may be adding
+        right now, and any whose tensors still wait for their batch, are left
+        for the next look, so what the sinks record is always a prefix of
+        examples with all their values (what ``resume`` continues from).
+        """
+        run = self.run
+        with self._lock:
+            limit = run.count if final else run.count - 1
+            for series in list(run.series.values()):
+                pending = series.pending
+                if pending and not final:
+                    series.batch = 0  # tensors waiting for a batch: the evaluation moves them at its next one
+                    limit = min(limit, pending[0][0])
+            limit = max(limit, self.examples)
+            for name, series in list(run.series.items()):
+                lo, hi = self._gathered.get(name, 0), series.before(limit)
+                if hi <= lo:
+                    continue
+                chart = self.charts.get(name)
+                if chart is None:
+                    chart = self.charts[name] = Chart(run.settings.max_points, run.expected)
+                points = self._pending_points.setdefault(name, [])
+                for start in range(lo, hi, CHUNK):  # a chunk at a time: no copy of a whole long run
+                    points.append(chart.feed(*series.read(start, min(start + CHUNK, hi))))
+                self._gathered[name] = hi
+            details, seen = run.details, self._details_seen
+            while seen < len(details) and details[seen][0] < limit:
+                self._pending_details.append(details[seen])
+                seen += 1
+            self._details_seen = seen
+            self.examples = limit
+
+    def take(self, final: bool = False) -> Update:
+        """Everything gathered since the last update (with ``final``: the last chart points too)."""
+        with self._lock:
+            update = Update(count=self.examples, duration=self.run.duration, time=time.time(), final=final)
+            for name, hi in self._gathered.items():
+                lo = self._handed.get(name, 0)
+                if hi > lo:
+                    update.new[name] = (lo, hi)
+                    update._series[name] = self.run.series[name]
+                    self._handed[name] = hi
+            names = list(self.charts) if final else list(self._pending_points)
+            for name in names:
+                parts = self._pending_points.get(name, [])
+                if final:
+                    parts = [*parts, self.charts[name].close()]
+                iterations, values, mean_iterations, means = (
+                    _join([p[k] for p in parts], np.int64 if k % 2 == 0 else float) for k in range(4)
+                )
+                update.points[name] = (iterations, values, mean_iterations, means)
+            update.details, self._pending_details = self._pending_details, []
+            self._pending_points.clear()
+        return update
+
+    def flush(self, final: bool = False) -> None:
+        """Hand every sink what was gathered; a sink that fails warns once and the others go on."""
+        self.gather(final)
+        update = self.take(final)
+        for sink in self.run.sinks:
+            try:
+                sink.progress(self.run, update)
+            except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on
+                self._report(id(sink), f"{type(sink).__name__} failed ({type(exc).__name__}: {exc})")
+
+    def means(self) -> dict[str, float]:
+        """Each metric's running mean so far (as of the last gather)."""
+        return {name: chart.mean for name, chart in self.charts.items()}
+
+    def _report(self, key: int, message: str) -> None:
+        if key not in self._failed:
+            self._failed.add(key)
+            warn(f"{self.run.name}: {message}; the evaluation goes on", stacklevel=2)

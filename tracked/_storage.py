@@ -1,0 +1,155 @@
+"""Where a run keeps its scores: per metric, in fixed-size chunks, in yield order.
+
+The evaluation's thread appends (``Series.append``: the hot path); the live
+thread reads what was appended (``Series.read``) while it goes. Values below
+``size`` are never changed again, so a reader needs no lock: it reads
+``size`` first and only the values below it (appends are atomic under the
+GIL, and a chunk, once made, never moves).
+"""
+
+from __future__ import annotations
+
+import mmap
+from array import array
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any
+
+from ._values import TENSOR_BATCH, tensors_to_floats
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+#: Values per storage chunk (512 KiB). Each chunk is its own anonymous memory
+#: map: no chunk is ever moved (a growing array is copied on every resize),
+#: and a chunk released when the run ends goes straight back to the system
+#: (freed heap blocks do not), so a run's memory stays at its data.
+CHUNK = 1 << 16
+
+
+class Series:
+    """One metric's values in yield order: 8 bytes per example while dense.
+
+    Values fill fixed-size chunks; ``freeze`` joins them into one numpy
+    array when the run ends, releasing each chunk as it is copied. Example
+    indices are stored only once the metric skips an example (a mapping
+    without that field), so the common case costs no index array. Tensors
+    wait in ``pending`` and are moved to the host in batches: one device
+    synchronisation per batch instead of one per example.
+    """
+
+    __slots__ = ("batch", "chunks", "frozen", "indices", "pending", "pos", "size", "start", "view")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.size = 0
+        self.chunks: list[mmap.mmap] = []
+        self.view: memoryview[float] | None = None  # the last chunk, as doubles
+        self.pos = CHUNK  # position in the last chunk; full: the next value opens a chunk
+        self.indices: array[int] | None = None
+        self.pending: list[tuple[int, Any]] = []
+        #: Pending tensors are moved at this many; the live thread lowers it so a slow run's tensors show.
+        self.batch = TENSOR_BATCH
+        self.frozen: npt.NDArray[np.float64] | None = None
+
+    def append(self, index: int, value: float) -> None:
+        if self.pending:
+            self.flush()
+        if self.indices is not None:
+            self.indices.append(index)
+        elif index != self.start + self.size:  # the first gap: from now on, indices are kept
+            self.indices = array("q", range(self.start, self.start + self.size))
+            self.indices.append(index)
+        pos = self.pos
+        if pos == CHUNK:
+            chunk = mmap.mmap(-1, CHUNK * 8)
+            self.chunks.append(chunk)
+            self.view = memoryview(chunk).cast("d")
+            pos = 0
+        self.view[pos] = value  # type: ignore[index]
+        self.pos = pos + 1
+        self.size += 1
+
+    def defer(self, index: int, tensor: Any) -> None:
+        self.pending.append((index, tensor))
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move pending tensors to the host, all at once, and append their values."""
+        pending, self.pending = self.pending, []
+        self.batch = TENSOR_BATCH
+        for (index, _), value in zip(pending, tensors_to_floats([t for _, t in pending]), strict=True):
+            self.append(index, value)
+
+    def extend(self, indices: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> None:
+        """Append many values at once (a resumed run's earlier examples)."""
+        for index, value in zip(indices.tolist(), values.tolist(), strict=True):
+            self.append(index, value)
+
+    def before(self, limit: int) -> int:
+        """How many of the values appended so far belong to examples before ``limit``."""
+        size = self.size  # read first: every value below it is in place
+        if self.indices is None:
+            return max(0, min(size, limit - self.start))
+        return bisect_left(self.indices, limit, 0, size)
+
+    def read(self, lo: int, hi: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Copies of the (example indices, values) at positions ``lo:hi`` (``hi`` at most a ``size`` seen before).
+
+        Safe while another thread appends: values below ``size`` never change
+        and chunks never move. Views of the chunks are dropped before returning,
+        so the chunks can be released when the run ends.
+        """
+        import numpy as np
+
+        if self.frozen is not None:
+            values = self.frozen[lo:hi].copy()
+        else:
+            values = np.empty(hi - lo, dtype=np.float64)
+            pos = lo
+            while pos < hi:
+                chunk, offset = divmod(pos, CHUNK)
+                count = min(CHUNK - offset, hi - pos)
+                values[pos - lo : pos - lo + count] = np.frombuffer(
+                    self.chunks[chunk], dtype=np.float64, count=count, offset=offset * 8
+                )
+                pos += count
+        indices = self.indices
+        if indices is None:
+            return np.arange(self.start + lo, self.start + hi, dtype=np.int64), values
+        return np.frombuffer(indices[lo:hi], dtype=np.int64).copy(), values
+
+    def freeze(self) -> npt.NDArray[np.float64]:
+        """All values as one array, made once when the run has ended; the chunks are released."""
+        if self.frozen is None:
+            import numpy as np
+
+            if self.pending:
+                self.flush()
+            if self.view is not None:
+                self.view.release()
+                self.view = None
+            out = np.empty(self.size, dtype=np.float64)
+            chunks, self.chunks = self.chunks, []
+            chunks.reverse()
+            pos = 0
+            while chunks:
+                chunk = chunks.pop()
+                count = min(CHUNK, self.size - pos)
+                out[pos : pos + count] = np.frombuffer(chunk, dtype=np.float64, count=count)
+                pos += count
+                chunk.close()  # back to the system now, so the copy never doubles the memory
+            self.frozen, self.pos = out, CHUNK
+        return self.frozen
+
+    def value_at(self, index: int) -> float | None:
+        """This metric's value for example ``index`` (once the run has ended), or None when it lacks one."""
+        if self.indices is None:
+            pos = index - self.start
+        else:
+            pos = bisect_left(self.indices, index)
+            if pos >= len(self.indices) or self.indices[pos] != index:
+                return None
+        return float(self.freeze()[pos]) if 0 <= pos < self.size else None

@@ -1,0 +1,173 @@
+"""The journal sink: every ``flush_interval``, the examples so far are made durable on disk.
+
+What it writes is described in ``tracked/_journal.py``. A process that
+dies without cleaning up (``kill -9``, the OOM killer, a segfault) loses at
+most the examples of the last interval; ``tracked show`` then reports the
+run as ``interrupted`` and ``resume=True`` continues it. A disk that fails
+(full, read-only) is one warning; the evaluation goes on, and every later
+flush tries again from where the journal stands.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import _journal as journal
+from .._secrets import scrub, scrubber
+from .._warn import warn
+from .local import fallback_root
+
+if TYPE_CHECKING:
+    from .._live import Update
+    from .._result import EvalResult
+    from .._run import Run
+
+
+class JournalSink:
+    """Keeps the run's journal: its identity at the start, its examples at every flush, its end."""
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self.state: dict[str, Any] = {}
+        self._lock_fd: int | None = None
+        self._details_bytes = 0
+        self._details_backlog: list[tuple[int, dict[str, str]]] = []  # handed over, not yet on disk
+        self._warned = False
+        #: A resumed run points the resume index at itself only once its journal holds the earlier examples.
+        self._must_cover = 0
+        self._pointed = False
+
+    def start(self, run: Run) -> None:
+        from .._resume import key_of
+
+        try:
+            self.folder = self._make_folder(run)
+            self._lock_fd = journal.try_lock(self.folder / journal.LOCK)
+            earlier = run.earlier
+            self.state = journal.new_state(
+                name=run.name,
+                project=run.settings.project,
+                key=key_of(run.settings, run.name, run.call),
+                params=run.call.params,
+                task_id=run.task_id,
+                session=None if run.session_dir is None else str(run.session_dir),
+                expected=run.expected,
+                resumed_from=None if earlier is None else str(earlier.folder),
+            )
+            self._must_cover = 0 if earlier is None else earlier.count
+            journal.write_state(self.folder, self.state)
+            run.journal_dir = self.folder
+            self._point(run)
+        except Exception as exc:  # noqa: BLE001 - a journal that cannot start must not stop the evaluation
+            self._warn(run, exc)
+
+    def _make_folder(self, run: Run) -> Path:
+        if run.session_dir is not None:  # inside the offline session: it travels with the session and its zip
+            root = run.session_dir / journal.FOLDER
+            root.mkdir(parents=True, exist_ok=True)
+            number = 0
+            while True:  # overlapping runs in one session: one journal each, the first run's is 0
+                try:
+                    folder = root / str(number)
+                    folder.mkdir()
+                    return folder
+                except FileExistsError:
+                    number += 1
+        safe = re.sub(r"[^\w.-]+", "_", run.name)[:80] or "run"
+        label = run.task_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(run):x}"
+        folder = fallback_root() / f"{label}-{safe}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _point(self, run: Run) -> None:
+        """Make this run the one ``resume`` finds for its key, once it holds what it continues."""
+        if self._pointed or self.folder is None or self.state.get("count", 0) < self._must_cover:
+            return
+        from .._resume import point_to
+
+        point_to(self.state["key"], self.folder)
+        self._pointed = True
+        if run.earlier is not None:
+            run.earlier.mark_resumed(self.folder)
+
+    def progress(self, run: Run, update: Update) -> None:
+        if self.folder is None:
+            return
+        try:
+            self._write(run, update)
+            self._point(run)
+        except Exception as exc:  # noqa: BLE001
+            self._warn(run, exc)
+
+    def _write(self, run: Run, update: Update) -> None:
+        folder, state = self.folder, self.state
+        assert folder is not None
+        series_state: dict[str, Any] = state["series"]
+        for name, (_, hi) in update.new.items():
+            entry = series_state.get(name)
+            if entry is None:
+                entry = {"file": f"m{len(series_state)}", "size": 0, "dense_start": None}
+            size = int(entry["size"])
+            if size >= hi:
+                continue
+            source = update._series[name]
+            for start in range(size, hi, 1 << 16):
+                indices, values = source.read(start, min(start + (1 << 16), hi))
+                if size == 0:
+                    entry["dense_start"] = int(indices[0])
+                dense = entry["dense_start"]
+                if dense is not None and not (
+                    indices[0] == dense + size and indices[-1] == dense + size + len(indices) - 1
+                ):
+                    import numpy as np  # the first gap: from now on this metric keeps its indices
+
+                    journal.write_at(
+                        folder / f"{entry['file']}.index", 0, np.arange(dense, dense + size, dtype="<i8").tobytes()
+                    )
+                    entry["dense_start"] = dense = None
+                if dense is None:
+                    journal.write_at(folder / f"{entry['file']}.index", size * 8, indices.astype("<i8").tobytes())
+                journal.write_at(folder / f"{entry['file']}.values", size * 8, values.astype("<f8").tobytes())
+                size += len(values)
+            entry["size"] = size
+            series_state[name] = entry
+        self._details_backlog.extend(update.details)
+        if self._details_backlog:
+            import json
+
+            clean = scrubber()
+            lines = "".join(
+                json.dumps([i, {k: clean(v) for k, v in d.items()}], ensure_ascii=True) + "\n"
+                for i, d in self._details_backlog
+            )
+            journal.write_at(folder / journal.DETAILS, self._details_bytes, lines.encode("ascii"))
+            self._details_bytes += len(lines)
+            self._details_backlog = []
+        state["details"]["bytes"] = self._details_bytes
+        state["count"] = update.count
+        state["duration"] = update.duration
+        state["heartbeat"] = time.time()
+        state["skipped"] = {"" if k is None else k: list(v) for k, v in run.skipped.items()}
+        if update.final:
+            state["status"] = run.status
+            state["error"] = None if run.error is None else scrub(f"{type(run.error).__name__}: {run.error}")[:2000]
+        journal.write_state(folder, state)
+
+    def finish(self, run: Run, result: EvalResult) -> None:
+        journal.release(self._lock_fd)
+        self._lock_fd = None
+        if run.earlier is not None:
+            run.earlier.release()
+
+    def _warn(self, run: Run, exc: BaseException) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        warn(
+            f"{run.name}: cannot write the run's journal to {self.folder} ({type(exc).__name__}: {exc}); "
+            "the evaluation goes on (tried again at every flush), but a crash now would lose its examples"
+        )
