@@ -3,6 +3,12 @@
     python benchmarks/bench.py                       # N = 1,000 / 100,000 / 1,000,000
     python benchmarks/bench.py --sizes 1000 --repeat 1
 
+Ways: ``bare`` (no tracking), ``seed`` (the seed guide's hand-written
+loop), ``tracked`` (``verbose=False``: no bar, flushing every 3 s by
+default) and ``live`` (a progress bar drawn on a pseudo-terminal and the
+run flushed every 0.2 s: chart streamed, journal written, many times over
+even in a one-second run).
+
 Every measurement runs in a fresh child process (so peak RSS and ClearML's
 global state belong to that measurement alone); all of them run in this one
 command, baseline included, and the table shows medians over --repeat runs.
@@ -84,8 +90,12 @@ def child(variant: str, n: int, shape: str) -> dict[str, Any]:
 
     marks: dict[str, float] = {}
     folder: Path | None = None
-    tracked = tracked_eval(verbose=False, project="bench", task_name=f"{variant}-{shape}-{n}")(evaluation)
-    if variant == "tracked":
+    options: dict[str, Any] = {"verbose": False}
+    if variant == "live":
+        options = {"verbose": True, "progress": "on", "flush_interval": 0.2}
+        draw_on_a_terminal()
+    tracked = tracked_eval(project="bench", task_name=f"{variant}-{shape}-{n}", **options)(evaluation)
+    if variant in ("tracked", "live"):
         tracked(make_items(10, shape), {})  # warm-up: ClearML's one-off start-up costs
     items = make_items(n, shape)
     reset_peak_rss()
@@ -94,7 +104,7 @@ def child(variant: str, n: int, shape: str) -> dict[str, Any]:
     if variant == "bare":
         for _item in evaluation(items, marks):
             pass
-    elif variant == "tracked":
+    elif variant in ("tracked", "live"):
         result = tracked(items, marks)
         folder = result.session_dir
     else:
@@ -109,6 +119,26 @@ def child(variant: str, n: int, shape: str) -> dict[str, Any]:
         "growth": peak - before,
         "events": count_events(folder),
     }
+
+
+def draw_on_a_terminal() -> None:
+    """stderr becomes a pseudo-terminal (drained by a thread), so the progress bar is really drawn."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    os.dup2(slave, 2)
+    sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's stderr from now on
+
+    def drain() -> None:
+        while True:
+            try:
+                if not os.read(master, 65536):
+                    return
+            except OSError:
+                return
+
+    threading.Thread(target=drain, daemon=True).start()
 
 
 def seed_loop(items: list[Any], marks: dict[str, float], shape: str) -> Path | None:
@@ -206,7 +236,7 @@ def main() -> None:
                 if shape == "tensor" and n > TENSOR_MAX_N:
                     continue
                 bare = measure("bare", n, shape, args.repeat, cache)
-                variants = ["tracked"] + (["seed"] if n <= args.seed_max else [])
+                variants = ["tracked", "live"] + (["seed"] if n <= args.seed_max else [])
                 for variant in ["bare", *variants]:
                     m = bare if variant == "bare" else measure(variant, n, shape, args.repeat, cache)
                     print_row(SHAPES[shape], n, variant, (m["loop"] - bare["loop"]) / n * 1e6, m, args.repeat)

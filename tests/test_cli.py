@@ -206,3 +206,41 @@ def test_zip_with_folder_inside_is_read(three_runs: list[Path], tmp_path: Path) 
     code, out_text, _ = cli("show", str(archive))
     assert code == 0
     assert "Exp #1" in out_text
+
+
+def test_upload_sends_an_interrupted_run_as_stopped_with_its_means(tmp_path: Path) -> None:
+    """An interrupted session (its writer died) reaches the server stopped, with the means of what it recorded."""
+    from clearml_server import StandInServer
+
+    @tracked_eval(verbose=False, task_name="died")
+    def evaluate(dataset: list[float]) -> Iterator[dict[str, float]]:
+        yield from ({"token_recall": value} for value in dataset)
+        raise RuntimeError("the end")  # a run that did not complete keeps its journal's examples
+
+    with pytest.raises(RuntimeError):
+        evaluate([0.0, 1.0, 1.0, 0.0, 1.0, 1.0])
+    folder = next((Path(os.environ["CLEARML_CACHE_DIR"]) / "offline").glob("offline-*/tracked")).parent
+    state_path = folder / "tracked" / "0" / "run.json"
+    state = json.loads(state_path.read_text())
+    state.update(status="running", count=3)  # as a kill -9 leaves it: still "running", no writer, 3 recorded
+    state["series"]["token_recall"]["size"] = 3
+    state_path.write_text(json.dumps(state))
+    (folder / "metrics.jsonl").write_text(  # only the points streamed before the kill, no final report
+        "\n".join(line for line in (folder / "metrics.jsonl").read_text().splitlines() if "Summary" not in line)
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+    env.update(HOME=str(tmp_path), CLEARML_CACHE_DIR=str(tmp_path / "upload-cache"))
+    with StandInServer() as server:
+        env.update(server.env())
+        proc = subprocess.run(
+            [sys.executable, "-m", "tracked", "upload", str(folder)],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "(interrupted)" in proc.stdout
+        (task,) = server.tasks.values()
+        assert task["status"] == "stopped"
+        assert task["hyperparams"]["properties"]["tracked_status"]["value"] == "interrupted"
+        singles = {e["variant"]: e["value"] for e in server.events(type="training_stats_scalar") if e["iter"] < 0}
+        assert singles["token_recall"] == pytest.approx(2 / 3)
+        assert singles["num_examples"] == 3

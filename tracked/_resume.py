@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _journal as journal
+from ._paths import tracked_root
 from ._warn import warn
 
 if TYPE_CHECKING:
@@ -47,9 +48,7 @@ def key_of(settings: Settings, name: str, call: CallInfo) -> str:
 
 
 def _index() -> Path:
-    from .sinks.local import fallback_root
-
-    return fallback_root() / "resume"
+    return tracked_root() / "resume"
 
 
 def point_to(key: str, folder: Path) -> None:

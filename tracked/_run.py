@@ -1,14 +1,19 @@
 """One call of a decorated evaluation: timing, counting, aggregating.
 
 The per-example path (``Run.add``) is the hot path: a million examples must
-cost about a second in all, so it only appends floats to compact arrays.
-Everything else (means, charts, tables, I/O) happens once, in ``Run.end``.
+cost about a second in all, so it only appends floats to compact arrays
+(``_storage``). While the run goes, a follower in another thread
+(``_live``) hands what was appended to the sinks; the final metrics,
+tables and closing happen once, in ``Run.end``.
+
+    decorator -> Run (add ... end) -> sinks: ClearML, journal, local, console, terminal
+                   \-> Live (background) -> sinks.progress
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._options import Settings
@@ -81,6 +86,8 @@ class Run:
         self.session_dir: Path | None = None
         #: The run's journal folder (examples made durable while it goes), once the journal sink made it.
         self.journal_dir: Path | None = None
+        #: Called once ClearML holds the whole run (final metrics, examples): the journal's data may go.
+        self.when_reported: list[Callable[[], None]] = []
         #: The run this one continues (``resume=True``), with the examples it had.
         self.earlier = earlier
         self._base_duration = 0.0

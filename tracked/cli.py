@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .compare import best_runs, compare_frame, format_cell, labels
 from .session import Session, SessionError, read_session
 
 if TYPE_CHECKING:
@@ -29,22 +30,6 @@ if TYPE_CHECKING:
 
 EXIT_BAD_INPUT = 2
 _SPARKS = "▁▂▃▄▅▆▇█"
-#: Metrics where lower is better when marking the best run; others: higher is better.
-_LOWER_IS_BETTER = (
-    "loss",
-    "error",
-    "err",
-    "wer",
-    "cer",
-    "perplexity",
-    "duration",
-    "latency",
-    "time",
-    "seconds",
-    "size",
-)
-#: Counts describe a run; no run is "best" at them.
-_NEUTRAL = ("num_examples", "dataset_num_eval", "skipped_values", "model_size_bytes")
 
 
 class Problems:
@@ -101,12 +86,6 @@ def _from_server(spec: str) -> list[Session]:
     return [read_task(task_id) for task_id in ids]
 
 
-def labels(sessions: Sequence[Session]) -> list[str]:
-    """Run names, made unique with the task id where two runs share a name."""
-    names = [s.name or s.id for s in sessions]
-    return [f"{n} ({s.id[-8:]})" if names.count(n) > 1 else n for n, s in zip(names, sessions, strict=True)]
-
-
 def sparkline(values: Sequence[float], width: int = 60) -> str:
     """A one-line text chart of ``values``: each character the mean of an equal share of them."""
     if not values:
@@ -122,18 +101,16 @@ def sparkline(values: Sequence[float], width: int = 60) -> str:
     return "".join(_SPARKS[min(len(_SPARKS) - 1, int((v - low) / span * len(_SPARKS)))] for v in values)
 
 
-def format_cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return str(value)
-
-
 def show(session: Session, out: TextIO) -> None:
     singles = session.single_values
     duration = singles.get("duration_seconds")
     print(f"run       {session.name}  ({session.id})", file=out)
     print(f"project   {session.project}", file=out)
-    print(f"status    {session.status}", file=out)
+    status = session.status
+    if status in ("running", "interrupted") and session.num_examples is not None:
+        what = "so far" if status == "running" else "recorded before its process died"
+        status += f"  ({session.num_examples:,} examples {what}; the values below are their means)"
+    print(f"status    {status}", file=out)
     print(f"duration  {'-' if duration is None else f'{duration:.3f} s'}", file=out)
     if singles:
         width = max(map(len, singles))
@@ -167,40 +144,6 @@ def show(session: Session, out: TextIO) -> None:
 def _console_examples(console: str) -> list[str]:
     """The example lines of tracked's console summary (``#0  score=...  prediction=...``)."""
     return [line.strip() for line in console.splitlines() if line.startswith("  #")]
-
-
-def compare_frame(sessions: Sequence[Session], sort: str | None = None) -> pd.DataFrame:
-    """One row per run, one column per final metric (single values), in first-seen order."""
-    import pandas as pd
-
-    rows = [dict(s.single_values) for s in sessions]
-    frame: pd.DataFrame = pd.DataFrame(rows, index=pd.Index(labels(sessions), name="run"))
-    if sort is not None:
-        if sort not in frame.columns:
-            raise SessionError(f"--sort {sort}: no run has that metric (metrics: {', '.join(frame.columns)})")
-        frame = frame.sort_values(sort, ascending=lower_is_better(sort), na_position="last", kind="stable")
-    return frame
-
-
-def lower_is_better(metric: str) -> bool:
-    lowered = metric.lower()
-    return any(word in lowered for word in _LOWER_IS_BETTER)
-
-
-def best_runs(frame: pd.DataFrame) -> dict[str, list[str]]:
-    """metric -> the runs with the best value (ties all marked; none when all tie; counts are neutral)."""
-    best: dict[str, list[str]] = {}
-    for metric in frame.columns:
-        column = frame[metric].dropna()
-        if metric in _NEUTRAL or column.empty:
-            continue
-        target = column.min() if lower_is_better(metric) else column.max()
-        winners = [
-            str(run) for run, value in column.items() if math.isclose(value, target, rel_tol=1e-9, abs_tol=1e-12)
-        ]
-        if len(winners) < len(column):
-            best[metric] = winners
-    return best
 
 
 def render_compare(frame: pd.DataFrame, fmt: str) -> str:
@@ -244,12 +187,38 @@ def upload(specs: Sequence[str], problems: Problems, out: TextIO) -> None:
         return
     Task.set_offline(False)
     for session in load_runs(specs, problems):
+        if session.status == "running":
+            problems.add(f"{session.path}: the run is still going; upload it once it has ended")
+            continue
         try:
             task_id = Task.import_offline_session(str(session.path))
+            _settle(Task.get_task(task_id=task_id), session)
         except Exception as exc:  # noqa: BLE001 - one line per run, the others still go
             problems.add(f"{session.path}: upload failed ({type(exc).__name__}: {exc})")
             continue
-        print(f"{session.path} -> {task_id}", file=out)
+        print(f"{session.path} -> {task_id} ({session.status})", file=out)
+
+
+def _settle(task: Any, session: Session) -> None:
+    """ClearML's import ends every task completed: give it the status the run really had.
+
+    An interrupted run (its process died) also never reported its final
+    metrics: the means over the examples it recorded are reported as its
+    single values, and the run goes to the server as stopped.
+    """
+    status = session.status
+    if status == "interrupted":
+        logger = task.get_logger()
+        for name, value in session.single_values.items():
+            if math.isfinite(value):
+                logger.report_single_value(name=name, value=value)
+        logger.flush(wait=True)
+        task.set_user_properties(tracked_status="interrupted")
+    if status in ("stopped", "interrupted"):
+        task.mark_stopped(force=True, status_message=f"tracked: {status}")
+    elif status == "failed":
+        error = (session.journal.state.get("error") if session.journal is not None else None) or "failed"
+        task.mark_failed(force=True, status_reason=str(error)[:200], status_message="tracked: failed")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -63,7 +63,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], best: set[tuple
 
 
 def _cell(value: Any) -> str:
-    from .cli import format_cell
+    from .compare import format_cell
 
     return "" if isinstance(value, float) and value != value else format_cell(value)  # NaN: no such metric
 
@@ -101,7 +101,7 @@ def build_report(sessions: Sequence[Session], names: Sequence[str]) -> str:
         from plotly.offline import get_plotlyjs
     except ImportError:
         raise SessionError("tracked report draws its charts with plotly: pip install 'tracked[report]'") from None
-    from .cli import best_runs, compare_frame
+    from .compare import best_runs, compare_frame
 
     scalars = []
     if len(sessions) > 1:

@@ -197,9 +197,12 @@ class ClearMLSink:
             if run.call.params:
                 task.update_parameters({f"Args/{self.name(k)}": v for k, v in run.call.params.items()})
             task.set_user_properties(**{self.name("tracked_status"): run.status})
-            logger.flush()
+            logger.flush(wait=True)
         except Exception as exc:  # noqa: BLE001
             self._fail("reporting", exc)
+        if not self.problems:  # the run is in ClearML in full: what kept it safe until now may go
+            for reported in run.when_reported:
+                reported()
         with _LOCK:
             shared.active.discard(self.prefix or run.name)
             last = not shared.active

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _journal as journal
+from .._paths import tracked_root
 from .._secrets import scrub, scrubber
 from .._warn import warn
-from .local import fallback_root
 
 if TYPE_CHECKING:
     from .._live import Update
@@ -61,6 +61,7 @@ class JournalSink:
             self._must_cover = 0 if earlier is None else earlier.count
             journal.write_state(self.folder, self.state)
             run.journal_dir = self.folder
+            run.when_reported.append(lambda: self._drop_data(run))
             self._point(run)
         except Exception as exc:  # noqa: BLE001 - a journal that cannot start must not stop the evaluation
             self._warn(run, exc)
@@ -79,7 +80,7 @@ class JournalSink:
                     number += 1
         safe = re.sub(r"[^\w.-]+", "_", run.name)[:80] or "run"
         label = run.task_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(run):x}"
-        folder = fallback_root() / f"{label}-{safe}"
+        folder = tracked_root() / f"{label}-{safe}"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -156,6 +157,26 @@ class JournalSink:
             state["status"] = run.status
             state["error"] = None if run.error is None else scrub(f"{type(run.error).__name__}: {run.error}")[:2000]
         journal.write_state(folder, state)
+
+    def _drop_data(self, run: Run) -> None:
+        """A completed run is in ClearML in full: its examples need not be kept twice (nor zipped twice).
+
+        The journal keeps its ``run.json`` (status, count), so ``resume``
+        sees a completed run and starts afresh. Stopped and failed runs keep
+        everything: they may be resumed.
+        """
+        if run.status != "completed" or self.folder is None:
+            return
+        state = self.state
+        try:
+            state["series"], state["details"] = {}, {"file": journal.DETAILS, "bytes": 0}
+            state["data"] = "in the ClearML task (artifact 'examples')"
+            journal.write_state(self.folder, state)
+            for path in self.folder.iterdir():
+                if path.suffix in (".values", ".index") or path.name == journal.DETAILS:
+                    path.unlink()
+        except OSError:
+            pass  # it only takes space
 
     def finish(self, run: Run, result: EvalResult) -> None:
         journal.release(self._lock_fd)

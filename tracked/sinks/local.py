@@ -13,9 +13,9 @@ import math
 import os
 import re
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._paths import tracked_root
 from .._secrets import scrub_frame
 from .._warn import warn
 
@@ -23,11 +23,6 @@ if TYPE_CHECKING:
     from .._live import Update
     from .._result import EvalResult
     from .._run import Run
-
-
-def fallback_root() -> Path:
-    cache = os.environ.get("CLEARML_CACHE_DIR") or os.environ.get("TRAINS_CACHE_DIR") or "~/.clearml/cache"
-    return Path(os.path.expandvars(os.path.expanduser(cache))) / "tracked-runs"
 
 
 def _jsonable(value: Any) -> Any:
@@ -53,7 +48,7 @@ class LocalSink:
         from .console import summary_text
 
         safe = re.sub(r"[^\w.-]+", "_", run.name)[:80] or "run"
-        folder = fallback_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(run):x}-{safe}"
+        folder = tracked_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(run):x}-{safe}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             record = {
