@@ -7,7 +7,7 @@ cost about a second in all, so it only appends floats to compact arrays
 tables and closing happen once, in ``Run.end``.
 
     decorator -> Run (add ... end) -> sinks: ClearML, journal, local, console, terminal
-                   \-> Live (background) -> sinks.progress
+    Run -> Live (a background thread) -> each sink's progress
 """
 
 from __future__ import annotations
