@@ -134,11 +134,33 @@ def show(session: Session, out: TextIO) -> None:
                 f"{min(values):.4g}..{max(values):.4g}",
                 file=out,
             )
-    examples = _console_examples(session.console)
+    examples = _console_examples(session.console) or _journal_examples(session)
     if examples:
         print("\nfirst examples", file=out)
         for line in examples:
             print(f"  {line}", file=out)
+
+
+def _journal_examples(session: Session, shown: int = 3) -> list[str]:
+    """The first examples a run recorded in its journal (a run still going, or one that died)."""
+    import numpy as np
+
+    from .sinks.console import clip
+
+    journal = session.journal
+    if journal is None or not journal.count:
+        return []
+    details = dict(journal.details[:shown])
+    lines = []
+    for index in range(min(shown, journal.count)):
+        scores = []
+        for name, (indices, values) in journal.series.items():
+            position = int(np.searchsorted(indices, index))
+            if position < len(indices) and indices[position] == index:
+                scores.append(f"{name}={format_cell(float(values[position]))}")
+        fields = [f"{key}={clip(text)}" for key, text in details.get(index, {}).items()]
+        lines.append(f"#{index}  " + "  ".join(scores + fields))
+    return lines
 
 
 def _console_examples(console: str) -> list[str]:

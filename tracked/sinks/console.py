@@ -26,7 +26,7 @@ def format_value(value: Any) -> str:
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.4g}"
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
     text = text.replace("\n", "\\n")
     return text if len(text) <= _DETAIL_WIDTH else text[: _DETAIL_WIDTH - 1] + "…"
 
@@ -44,13 +44,13 @@ def summary_text(run: Run, result: EvalResult) -> str:
         for index in range(shown):
             values = ((name, series.value_at(index)) for name, series in run.series.items())
             scores = [f"{name}={format_value(value)}" for name, value in values if value is not None]
-            fields = [f"{key}={_clip(text)!s}" for key, text in details.get(index, {}).items()]
+            fields = [f"{key}={clip(text)!s}" for key, text in details.get(index, {}).items()]
             lines.append(f"  #{index}  " + "  ".join(scores + fields))
     if run.skipped:
         for count, first in run.skipped.values():
             lines.append(f"skipped {count} value{'s' if count != 1 else ''}; first: {first}")
     if run.error is not None:
-        lines.append(f"error: {type(run.error).__name__}: {_clip(str(run.error))}")
+        lines.append(f"error: {type(run.error).__name__}: {clip(str(run.error))}")
     return scrub("\n".join(lines))
 
 
