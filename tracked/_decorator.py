@@ -67,9 +67,10 @@ def _begin(
             from ._resume import prepare
 
             earlier, args, kwargs = prepare(wrapped, args, kwargs, settings, name, call)
-        sinks: list[Sink] = [ClearMLSink(), JournalSink(), LocalSink(), ConsoleSink(), TerminalSink()]
+        durable = JournalSink()
+        sinks: list[Sink] = [ClearMLSink(), durable, LocalSink(), ConsoleSink(), TerminalSink()]
         run = Run(settings, name, call, sinks, earlier)
-        run.follower = live = Live(run)
+        run.follower = live = Live(run, first=[durable])
         live.start()
         return run, args, kwargs
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation

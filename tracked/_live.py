@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._chart import FloatArray, IntArray
     from ._run import Run
     from ._storage import Series
+    from .sinks import Sink
 
 #: Seconds between two ticks of a sink that draws (the progress bar).
 TICK_S = 0.5
@@ -69,8 +70,10 @@ def _join(parts: list[Any], dtype: Any) -> Any:
 class Live:
     """Gathers what a run appends, and hands it to its sinks at their intervals."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, first: list[Sink] | None = None) -> None:
         self.run = run
+        #: The order sinks are told in: ``first`` (the journal: the chart never shows examples it lacks), then the rest.
+        self.sinks = [*(first or []), *(s for s in run.sinks if s not in (first or []))]
         self.charts: dict[str, Chart] = {}
         self._gathered: dict[str, int] = {}  # values fed to the charts, per metric
         self._handed: dict[str, int] = {}  # values handed to the sinks, per metric
@@ -176,7 +179,7 @@ class Live:
         """Hand every sink what was gathered; a sink that fails warns once and the others go on."""
         self.gather(final)
         update = self.take(final)
-        for sink in self.run.sinks:
+        for sink in self.sinks:
             try:
                 sink.progress(self.run, update)
             except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on

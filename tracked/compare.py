@@ -30,9 +30,14 @@ _NEUTRAL = ("num_examples", "dataset_num_eval", "skipped_values", "model_size_by
 
 
 def labels(sessions: Sequence[Session]) -> list[str]:
-    """Run names, made unique with the task id where two runs share a name."""
+    """Run names, made unique with the task id where two runs share a name; a run that did not
+    complete says so (``[interrupted]``, ``[running]``, ...): its numbers cover part of its examples."""
     names = [s.name or s.id for s in sessions]
-    return [f"{n} ({s.id[-8:]})" if names.count(n) > 1 else n for n, s in zip(names, sessions, strict=True)]
+    unique = [f"{n} ({s.id[-8:]})" if names.count(n) > 1 else n for n, s in zip(names, sessions, strict=True)]
+    return [
+        label if s.status in ("completed", "unknown") else f"{label} [{s.status}]"
+        for label, s in zip(unique, sessions, strict=True)
+    ]
 
 
 def format_cell(value: Any) -> str:

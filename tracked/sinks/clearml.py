@@ -14,6 +14,7 @@ one warning), and the evaluation's result is returned all the same.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,7 +110,10 @@ class ClearMLSink:
 
     def _fail(self, what: str, exc: BaseException) -> None:
         # No warning here: the local sink gives one, saying also where the run went.
-        self.problems.append(f"ClearML {what} failed ({type(exc).__name__}: {exc})")
+        # A step that fails at every flush is one problem, not one per flush.
+        head = f"ClearML {what} failed"
+        if not any(problem.startswith(head) for problem in self.problems):
+            self.problems.append(f"{head} ({type(exc).__name__}: {exc})")
 
     def start(self, run: Run) -> None:
         try:
@@ -308,9 +312,14 @@ class _OfflineScalars:
         # repr() of a finite float is valid JSON; non-finite values never get here.
         events = ", ".join(f'{head}"iter": {i}, "value": {v!r}}}' for i, v in zip(iterations, values, strict=True))
         fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(fd).st_size
         try:
             data = memoryview(f"[{events}]\n".encode())
             while data:
                 data = data[os.write(fd, data) :]
+        except OSError:
+            with contextlib.suppress(OSError):  # no half line left behind (a full disk): the file stays readable
+                os.ftruncate(fd, size)
+            raise
         finally:
             os.close(fd)

@@ -10,6 +10,7 @@ flush tries again from where the journal stands.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -103,6 +104,10 @@ class JournalSink:
             self._point(run)
         except Exception as exc:  # noqa: BLE001
             self._warn(run, exc)
+            if update.final:  # the data did not fit: still say how the run ended (run.json is small)
+                self._end_state(run)
+                with contextlib.suppress(Exception):
+                    journal.write_state(self.folder, self.state)
 
     def _write(self, run: Run, update: Update) -> None:
         folder, state = self.folder, self.state
@@ -154,9 +159,12 @@ class JournalSink:
         state["heartbeat"] = time.time()
         state["skipped"] = {"" if k is None else k: list(v) for k, v in run.skipped.items()}
         if update.final:
-            state["status"] = run.status
-            state["error"] = None if run.error is None else scrub(f"{type(run.error).__name__}: {run.error}")[:2000]
+            self._end_state(run)
         journal.write_state(folder, state)
+
+    def _end_state(self, run: Run) -> None:
+        self.state["status"] = run.status
+        self.state["error"] = None if run.error is None else scrub(f"{type(run.error).__name__}: {run.error}")[:2000]
 
     def _drop_data(self, run: Run) -> None:
         """A completed run is in ClearML in full: its examples need not be kept twice (nor zipped twice).
