@@ -147,9 +147,15 @@ class Run:
 
     def _add_mapping(self, index: int, item: Mapping[Any, Any]) -> None:
         details: dict[str, str] | None = None
+        known = self.series
         for key, value in item.items():
-            if type(value) is float:  # the common case, kept to one type check
-                self._metric(key if type(key) is str else str(key), index, value)
+            if type(value) is float and type(key) is str:  # the common case, inlined: no call but the append
+                series = known.get(key)
+                if series is None:
+                    series = known[key] = Series(index)
+                series.append(index, value)
+            elif type(value) is float:
+                self._metric(str(key), index, value)
             elif value is not None:  # None: this example has no such metric
                 name = key if type(key) is str else str(key)
                 if self._add_value(index, name, name, value) is False:
