@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Seconds between two ticks of a sink that draws (the progress bar).
 TICK_S = 0.5
+#: Seconds the run's end waits for a flush in progress before leaving it behind.
+STUCK_S = 10.0
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Live:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one gatherer at a time (the thread, or the run's end)
+        self._flushing = threading.Lock()  # one flush at a time
         self._failed: set[int] = set()
 
     # -- the thread ----------------------------------------------------------
@@ -114,7 +117,7 @@ class Live:
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(5.0, 2 * self.run.settings.flush_interval))
+            thread.join(timeout=STUCK_S)
 
     # -- gathering -----------------------------------------------------------
     def gather(self, final: bool = False) -> None:
@@ -176,14 +179,26 @@ class Live:
         return update
 
     def flush(self, final: bool = False) -> None:
-        """Hand every sink what was gathered; a sink that fails warns once and the others go on."""
-        self.gather(final)
-        update = self.take(final)
-        for sink in self.sinks:
-            try:
-                sink.progress(self.run, update)
-            except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on
-                self._report(id(sink), f"{type(sink).__name__} failed ({type(exc).__name__}: {exc})")
+        """Hand every sink what was gathered; a sink that fails warns once and the others go on.
+
+        One flush at a time: the run's end waits for a flush the thread is in
+        (a slow disk or server), but not forever: a flush stuck past
+        ``STUCK_S`` is left behind, with a warning, rather than hang the end.
+        """
+        # At the end, ``stop`` has already waited up to STUCK_S for the thread: a flush still held is stuck.
+        if not self._flushing.acquire(timeout=0.1 if final else -1):
+            self._report(1, f"the last flush is stuck (a disk or server not answering for {STUCK_S:g} s)")
+            return
+        try:
+            self.gather(final)
+            update = self.take(final)
+            for sink in self.sinks:
+                try:
+                    sink.progress(self.run, update)
+                except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on
+                    self._report(id(sink), f"{type(sink).__name__} failed ({type(exc).__name__}: {exc})")
+        finally:
+            self._flushing.release()
 
     def means(self) -> dict[str, float]:
         """Each metric's running mean so far (as of the last gather)."""
