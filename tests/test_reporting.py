@@ -228,9 +228,9 @@ def test_running_task_is_reported_into_and_left_open() -> None:
     try:
         result = scored([1.0, 0.0])
         assert result.task_id == task.id
-        assert result.session_dir is None
-        assert Task.current_task() is task
         folder = task.get_offline_mode_folder()
+        assert result.session_dir == Path(folder)  # the session the run went to, still open
+        assert Task.current_task() is task
     finally:
         task.close()
     assert read_session(folder).single_values["score"] == 0.5

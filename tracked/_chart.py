@@ -34,6 +34,10 @@ IntArray = npt.NDArray[np.int64]
 Points = tuple[IntArray, FloatArray, IntArray, FloatArray]
 
 
+#: Above this magnitude, sums are taken in extended precision (numpy's longdouble: 80-bit on x86-64 Linux).
+_HUGE = 1e290
+
+
 def _empty_points() -> Points:
     i, f = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
     return i, f, i, f
@@ -45,10 +49,11 @@ class Chart:
     def __init__(self, max_points: int, expected: int | None) -> None:
         self.max_points = max_points
         self.fed = 0  # values consumed
-        self.sum = 0.0  # of every finite value consumed
+        # Sums in extended precision: a million values of 1e308 sum past float64's range (their mean does not).
+        self.sum = np.longdouble(0.0)  # of every finite value consumed
         self.finite = 0
         # The range being filled: its finite sum and count, how many values, its last example index.
-        self._range_sum, self._range_finite, self._range_size, self._range_last = 0.0, 0, 0, -1
+        self._range_sum, self._range_finite, self._range_size, self._range_last = np.longdouble(0.0), 0, 0, -1
         # Planned range ends (exclusive value positions), extended on demand.
         if expected:
             ends = np.linspace(0, expected, min(max_points, expected) + 1).astype(np.int64)[1:]
@@ -63,7 +68,7 @@ class Chart:
     @property
     def mean(self) -> float:
         """The running mean so far (NaN before any finite value)."""
-        return self.sum / self.finite if self.finite else math.nan
+        return float(self.sum / self.finite) if self.finite else math.nan
 
     def _end_after(self, k: int) -> int:
         """The k-th planned range end, planning further ranges as needed."""
@@ -90,8 +95,10 @@ class Chart:
         self._next = k
         finite = np.isfinite(values)
         clean = values if finite.all() else np.where(finite, values, 0.0)
+        if clean.size and float(np.abs(clean).max()) > _HUGE:  # float64 sums could overflow
+            clean = clean.astype(np.longdouble)
         starts = np.array([0, *(c for c in cuts if c < n)], dtype=np.int64)
-        sums = np.add.reduceat(clean, starts)
+        sums = np.add.reduceat(clean, starts).astype(np.longdouble)
         counts = np.add.reduceat(finite, starts, dtype=np.int64)
         sums[0] += self._range_sum
         counts[0] += self._range_finite
@@ -104,20 +111,20 @@ class Chart:
         with np.errstate(invalid="ignore", divide="ignore"):
             points = (
                 at[has],
-                range_sums[has] / range_counts[has],
+                (range_sums[has] / range_counts[has]).astype(np.float64),
                 at[seen],
-                cumulative_sums[seen] / cumulative_counts[seen],
+                (cumulative_sums[seen] / cumulative_counts[seen]).astype(np.float64),
             )
         if done:
-            self.sum, self.finite = float(cumulative_sums[-1]), int(cumulative_counts[-1])
+            self.sum, self.finite = cumulative_sums[-1], int(cumulative_counts[-1])
         if done < len(sums):  # the tail opens (or continues) the range being filled
             tail_start = cuts[-1] if done else 0
-            self._range_sum = float(sums[-1])
+            self._range_sum = sums[-1]
             self._range_finite = int(counts[-1])
             self._range_size = (self._range_size if not done else 0) + n - tail_start
             self._range_last = int(indices[-1])
         else:
-            self._range_sum, self._range_finite, self._range_size = 0.0, 0, 0
+            self._range_sum, self._range_finite, self._range_size = np.longdouble(0.0), 0, 0
         self.fed = stop
         return points
 
@@ -127,9 +134,9 @@ class Chart:
             return _empty_points()
         s, c, last = self._range_sum, self._range_finite, self._range_last
         self.sum, self.finite = self.sum + s, self.finite + c
-        self._range_sum, self._range_finite, self._range_size = 0.0, 0, 0
+        self._range_sum, self._range_finite, self._range_size = np.longdouble(0.0), 0, 0
         at = np.array([last], dtype=np.int64)
         if not c:
             empty = np.empty(0, dtype=np.int64)
             return (empty, np.empty(0), at, np.array([self.mean])) if self.finite else _empty_points()
-        return at, np.array([s / c]), at, np.array([self.mean])
+        return at, np.array([float(s / c)]), at, np.array([self.mean])

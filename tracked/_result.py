@@ -23,7 +23,7 @@ class EvalResult(Mapping[str, Any]):
     """
 
     __slots__ = (
-        "_examples", "_make_examples", "_metrics", "_problems", "_returned",
+        "_examples", "_make_examples", "_metrics", "_prefix", "_problems", "_returned",
         "_saved_to", "_session_dir", "_status", "_task_id",
     )  # fmt: skip
 
@@ -42,6 +42,7 @@ class EvalResult(Mapping[str, Any]):
         self._task_id: str | None = None
         self._session_dir: Path | None = None
         self._saved_to: Path | None = None
+        self._prefix = ""
         self._examples: pd.DataFrame | None = None
         #: What went wrong in the sinks (ClearML); non-empty: the run is also saved locally.
         self._problems: list[str] = []
@@ -60,7 +61,7 @@ class EvalResult(Mapping[str, Any]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The run (with its ClearML task) stays behind; what it produced travels.
-        state = (self._task_id, self._session_dir, self._saved_to, self.examples, list(self._problems))
+        state = (self._task_id, self._session_dir, self._saved_to, self.examples, list(self._problems), self._prefix)
         return (_restore, (self._metrics, self._status, self._returned, state))
 
     @property
@@ -75,6 +76,11 @@ class EvalResult(Mapping[str, Any]):
     @property
     def session_dir(self) -> Path | None:
         return self._session_dir
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of this run's names in a task it shared with overlapping runs ("" for the first)."""
+        return self._prefix
 
     @property
     def saved_to(self) -> Path | None:
@@ -104,5 +110,5 @@ class EvalResult(Mapping[str, Any]):
 
 def _restore(metrics: dict[str, Any], status: str, returned: Any, state: tuple[Any, ...]) -> EvalResult:
     result = EvalResult(metrics, status, returned)
-    result._task_id, result._session_dir, result._saved_to, result._examples, result._problems = state
+    (result._task_id, result._session_dir, result._saved_to, result._examples, result._problems, result._prefix) = state
     return result

@@ -12,6 +12,7 @@ tables and closing happen once, in ``Run.end``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,17 +39,24 @@ def status_of(exc: BaseException) -> str:
     return FAILED if isinstance(exc, Exception) else STOPPED
 
 
-def finish(run: Run, status: str, returned: Any = None, error: BaseException | None = None) -> EvalResult:
+def finish(
+    run: Run, status: str, returned: Any = None, error: BaseException | None = None, racing: bool = False
+) -> EvalResult:
     """End the run; a failure in tracked's own bookkeeping is a warning, never the caller's problem."""
     try:
-        return run.end(status, returned, error)
+        return run.end(status, returned, error, racing)
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
-        from ._result import EvalResult
-
         warn(f"{run.name}: reporting the run failed ({type(exc).__name__}: {exc}); returning what was counted")
-        run.status, run.returned, run.error = status, returned, error
-        run.result = EvalResult({"num_examples": run.count, "duration_seconds": run.duration}, status, returned)
-        return run.result
+        return finish_untracked(run, status, returned, error)
+
+
+def finish_untracked(run: Run, status: str, returned: Any, error: BaseException | None) -> EvalResult:
+    """The least a failed end still hands back: what was counted."""
+    from ._result import EvalResult
+
+    run.status, run.returned, run.error = status, returned, error
+    run.result = EvalResult({"num_examples": run.count, "duration_seconds": run.duration}, status, returned)
+    return run.result
 
 
 class Follower(Protocol):
@@ -94,6 +102,8 @@ class Run:
         if earlier is not None:
             self._continue(earlier)
         self.follower: Follower | None = None
+        self._sealed = False
+        self._owner = threading.current_thread()
         for sink in sinks:
             try:
                 sink.start(self)
@@ -127,6 +137,8 @@ class Run:
     # -- the hot path -------------------------------------------------------
     def add(self, item: Any) -> None:
         """Record one yielded example (index = number of examples before it)."""
+        if self._sealed:  # the run was ended (an exit hook, a signal) while the evaluation went on
+            return
         index = self.count
         self.count = index + 1
         if type(item) is float:
@@ -194,34 +206,51 @@ class Run:
         self.skipped[field] = (count + 1, first)
 
     # -- the end ------------------------------------------------------------
-    def end(self, status: str, returned: Any = None, error: BaseException | None = None) -> EvalResult:
+    def end(
+        self, status: str, returned: Any = None, error: BaseException | None = None, racing: bool = False
+    ) -> EvalResult:
         """Stop the clock, compute the final metrics and hand them to every sink once."""
         from ._result import EvalResult
         from ._summary import examples_frame, final_metrics
 
         if self.result is not None:
             return self.result
+        if self._sealed:  # being ended right now, in another thread: what was counted, without waiting
+            return EvalResult({"num_examples": self.count, "duration_seconds": self.duration}, status, returned)
         from . import _lifecycle
 
+        # Stop taking examples first, then count what was taken. Ended by the exit
+        # hook while the evaluation's own thread (a daemon) may still be adding one:
+        # that example is left out and the storage is copied, not released.
+        self._sealed = True
+        owner = self._owner
+        own = not (racing and owner.is_alive() and owner not in (threading.current_thread(), threading.main_thread()))
+        if not own:
+            self.count = max(0, self.count - 1)
         _lifecycle.closed(self)
         self._ended = time.perf_counter()
         self.status, self.returned, self.error = status, returned, error
         follower, self.follower = self.follower, None
         if follower is not None:
             follower.stop()
-            for series in self.series.values():
-                if series.pending:
-                    series.flush()
+            if own:
+                for series in self.series.values():
+                    if series.pending:
+                        series.flush()
             follower.flush(final=True)  # the last examples and chart points, before the final report
+        count = self.count
         for series in self.series.values():
-            series.freeze()
+            series.freeze(count, release=own)
         metrics = final_metrics(self)
         self.result = EvalResult(metrics, status, returned, examples=lambda: examples_frame(self))
-        for sink in self.sinks:
-            sink.finish(self, self.result)
+        for sink in self.sinks:  # each sink on its own: one that fails must not cost the others, nor the result
+            try:
+                sink.finish(self, self.result)
+            except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on
+                warn(f"{self.name}: {type(sink).__name__} failed at the end ({type(exc).__name__}: {exc})")
         return self.result
 
     def stop_at_exit(self) -> None:
-        """The interpreter exits with this run open: end it as stopped."""
+        """The interpreter exits with this run open: end it as stopped (its thread may still be adding)."""
         if self.result is None:
-            finish(self, STOPPED)
+            finish(self, STOPPED, racing=True)

@@ -39,7 +39,7 @@ class Series:
     synchronisation per batch instead of one per example.
     """
 
-    __slots__ = ("batch", "chunks", "frozen", "indices", "pending", "pos", "size", "start", "view")
+    __slots__ = ("batch", "chunks", "frozen", "frozen_indices", "indices", "pending", "pos", "size", "start", "view")
 
     def __init__(self, start: int) -> None:
         self.start = start
@@ -52,6 +52,7 @@ class Series:
         #: Pending tensors are moved at this many; the live thread lowers it so a slow run's tensors show.
         self.batch = TENSOR_BATCH
         self.frozen: npt.NDArray[np.float64] | None = None
+        self.frozen_indices: npt.NDArray[np.int64] | None = None
 
     def append(self, index: int, value: float) -> None:
         if self.pending:
@@ -121,35 +122,59 @@ class Series:
             return np.arange(self.start + lo, self.start + hi, dtype=np.int64), values
         return np.frombuffer(indices[lo:hi], dtype=np.int64).copy(), values
 
-    def freeze(self) -> npt.NDArray[np.float64]:
-        """All values as one array, made once when the run has ended; the chunks are released."""
+    def freeze(self, limit: int | None = None, release: bool = True) -> npt.NDArray[np.float64]:
+        """The values (of examples before ``limit``) as one array, made once when the run has ended.
+
+        ``release``: the chunks go back to the system as they are copied (the
+        evaluation's own thread ends the run: nothing appends any more).
+        Without it (another thread ends the run while the evaluation may
+        still append: an exit hook, a signal), the values are copied and the
+        chunks left as they are.
+        """
         if self.frozen is None:
             import numpy as np
 
-            if self.pending:
+            if release and self.pending:
                 self.flush()
+            size = self.size if limit is None else self.before(limit)
+            indices = self.indices
+            if indices is not None:
+                self.frozen_indices = np.frombuffer(indices[:size], dtype=np.int64).copy()
+            if not release:
+                self.frozen = self.read(0, size)[1]
+                return self.frozen
             if self.view is not None:
                 self.view.release()
                 self.view = None
-            out = np.empty(self.size, dtype=np.float64)
+            out = np.empty(size, dtype=np.float64)
             chunks, self.chunks = self.chunks, []
             chunks.reverse()
             pos = 0
             while chunks:
                 chunk = chunks.pop()
-                count = min(CHUNK, self.size - pos)
+                count = max(0, min(CHUNK, size - pos))
                 out[pos : pos + count] = np.frombuffer(chunk, dtype=np.float64, count=count)
                 pos += count
                 chunk.close()  # back to the system now, so the copy never doubles the memory
             self.frozen, self.pos = out, CHUNK
         return self.frozen
 
+    def frozen_index(self) -> npt.NDArray[np.int64]:
+        """The example index of each frozen value."""
+        import numpy as np
+
+        values = self.freeze()
+        if self.frozen_indices is not None:
+            return self.frozen_indices
+        return np.arange(self.start, self.start + len(values), dtype=np.int64)
+
     def value_at(self, index: int) -> float | None:
         """This metric's value for example ``index`` (once the run has ended), or None when it lacks one."""
-        if self.indices is None:
+        values = self.freeze()
+        if self.frozen_indices is None:
             pos = index - self.start
         else:
-            pos = bisect_left(self.indices, index)
-            if pos >= len(self.indices) or self.indices[pos] != index:
+            pos = bisect_left(self.frozen_indices, index)
+            if pos >= len(self.frozen_indices) or self.frozen_indices[pos] != index:
                 return None
-        return float(self.freeze()[pos]) if 0 <= pos < self.size else None
+        return float(values[pos]) if 0 <= pos < len(values) else None

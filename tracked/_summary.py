@@ -22,16 +22,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ._run import Run
-    from ._storage import Series
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-def indices_of(series: Series) -> IntArray:
-    if series.indices is None:
-        return np.arange(series.start, series.start + series.size, dtype=np.int64)
-    return np.frombuffer(series.indices, dtype=np.int64) if len(series.indices) else np.empty(0, dtype=np.int64)
 
 
 def final_metrics(run: Run) -> dict[str, Any]:
@@ -47,9 +40,9 @@ def final_metrics(run: Run) -> dict[str, Any]:
         finite = np.isfinite(values)
         nonfinite = int(values.size - np.count_nonzero(finite))
         if not nonfinite:
-            metrics[name] = float(values.mean())  # no copy: the common case at a million examples
+            metrics[name] = mean_of(values)  # no copy: the common case at a million examples
         else:
-            metrics[name] = float(values[finite].mean()) if nonfinite < values.size else math.nan
+            metrics[name] = mean_of(values[finite]) if nonfinite < values.size else math.nan
             metrics[f"{name}_nonfinite_count"] = nonfinite
             warn(
                 f"{run.name}: {nonfinite} of {values.size} values of {name!r} are NaN or infinite; "
@@ -70,6 +63,16 @@ def final_metrics(run: Run) -> dict[str, Any]:
     if skipped:
         metrics.setdefault("skipped_values", skipped)
     return metrics
+
+
+def mean_of(values: FloatArray) -> float:
+    """The mean of finite values, also where their sum leaves float64's range (1e308 each: the mean is 1e308)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(values.mean()) if values.size else math.nan
+    if values.size and not math.isfinite(mean):
+        scale = float(np.abs(values).max())
+        mean = scale * float((values / scale).mean())
+    return mean
 
 
 def returned_metrics(value: Any, default_metric: str, name: str) -> dict[str, Any]:
@@ -113,15 +116,17 @@ def examples_frame(run: Run) -> pd.DataFrame:
 
     columns: dict[str, Any] = {}
     for name, series in run.series.items():
-        if series.indices is None and series.start == 0 and series.size == run.count:
-            columns[name] = series.freeze()  # the run's own array: no copy
+        values = series.freeze()
+        if series.frozen_indices is None and series.start == 0 and len(values) == run.count:
+            columns[name] = values  # the run's own array: no copy
         else:
             column = np.full(run.count, np.nan)
-            column[indices_of(series)] = series.freeze()
+            column[series.frozen_index()] = values
             columns[name] = column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
-    if run.details:
-        details = pd.DataFrame.from_records([d for _, d in run.details], index=[i for i, _ in run.details])
+    kept = [(i, d) for i, d in run.details if i < run.count]
+    if kept:
+        details = pd.DataFrame.from_records([d for _, d in kept], index=[i for i, _ in kept])
         details = details.reindex(range(run.count))
         for name in details.columns:
             frame[name if name not in frame.columns else f"{name} (detail)"] = details[name].to_numpy()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import io
 import json
 import math
 import os
@@ -263,6 +264,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a console that cannot show a character gets it escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     out = out or sys.stdout
     problems = Problems(err or sys.stderr)
     args = parser().parse_args(argv)

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any, TextIO
 
 #: Every key of ``auto_connect_frameworks``: a missing key counts as True,
 #: and ``False`` or ``{}`` would leave repository detection (``git status``
@@ -32,6 +33,45 @@ def server_configured() -> bool:
     return bool(
         config_obj.get("api.credentials.access_key", None) or config_obj.get("api.credentials.secret_key", None)
     )
+
+
+class _GuardedStream:
+    """ClearML's own prints (``ClearML Task: ...``) through a stream that cannot break the run:
+    silent when ``quiet``, characters the console cannot show escaped, a closed pipe ignored."""
+
+    def __init__(self, stream: TextIO, quiet: bool) -> None:
+        self._stream, self._quiet = stream, quiet
+
+    def write(self, text: str) -> int:
+        if not self._quiet:
+            try:
+                try:
+                    self._stream.write(text)
+                except UnicodeEncodeError:
+                    encoding = getattr(self._stream, "encoding", None) or "ascii"
+                    self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+            except (OSError, ValueError):
+                pass
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def guarded_stdout(quiet: bool) -> Iterator[None]:
+    """While ClearML prints (task creation, closing): see ``_GuardedStream``."""
+    saved = sys.stdout
+    sys.stdout = _GuardedStream(saved, quiet)
+    try:
+        yield
+    finally:
+        if isinstance(sys.stdout, _GuardedStream):
+            sys.stdout = saved
 
 
 @contextlib.contextmanager

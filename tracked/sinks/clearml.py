@@ -15,6 +15,7 @@ one warning), and the evaluation's result is returned all the same.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .._warn import warn
 from ._clearml_setup import (
     FRAMEWORKS,
     clearml_environ,
+    guarded_stdout,
     process_untouched,
     restore,
     server_configured,
@@ -159,7 +161,7 @@ class ClearMLSink:
         # in-process it is ~25 us and ~0.02 s. Class attribute, read by Task.init.
         Task._report_subprocess_enabled = False  # type: ignore[assignment]
         try:
-            with process_untouched():
+            with process_untouched(), guarded_stdout(quiet=not run.settings.verbose):
                 task: Task = Task.init(
                     project_name=run.settings.project,
                     task_name=run.settings.task_name or run.name,
@@ -192,6 +194,7 @@ class ClearMLSink:
         from .console import summary_text
 
         result._task_id = str(task.id)
+        result._session_dir, result._prefix = run.session_dir, self.prefix  # every run sharing the task
         try:
             logger = task.get_logger()
             named = {self.name(metric): value for metric, value in result.items()}
@@ -261,7 +264,8 @@ class ClearMLSink:
         task = shared.task
         try:
             folder = run.session_dir
-            task.close()
+            with guarded_stdout(quiet=not run.settings.verbose):
+                task.close()
             if run.status == "failed":
                 task.mark_failed(status_reason=f"{type(run.error).__name__}: {run.error}"[:200], force=True)
             elif run.status == "stopped":
@@ -309,8 +313,12 @@ class _OfflineScalars:
         if not iterations:
             return
         head = f'{{"timestamp": {int(when * 1000)}, {self._head}{self._dumps(series)}, '
-        # repr() of a finite float is valid JSON; non-finite values never get here.
-        events = ", ".join(f'{head}"iter": {i}, "value": {v!r}}}' for i, v in zip(iterations, values, strict=True))
+        # repr() of a finite float is valid JSON; inf/nan would not be (nor would ClearML take them).
+        events = ", ".join(
+            f'{head}"iter": {i}, "value": {v!r}}}' for i, v in zip(iterations, values, strict=True) if math.isfinite(v)
+        )
+        if not events:
+            return
         fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         size = os.fstat(fd).st_size
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._secrets import scrub
 
@@ -54,6 +54,20 @@ def summary_text(run: Run, result: EvalResult) -> str:
     return scrub("\n".join(lines))
 
 
+def say(text: str, stream: TextIO | None = None) -> None:
+    """Print ``text`` as well as the stream allows: characters it cannot encode (a cp1252
+    console, a lone surrogate) are escaped, and a reader that went away (``| head``) is no error."""
+    stream = stream or sys.stdout
+    try:
+        try:
+            print(text, file=stream, flush=True)
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True)
+    except (OSError, ValueError):  # a closed pipe or stream: nobody is reading
+        pass
+
+
 class ConsoleSink:
     """Prints where the run goes when it starts, and its summary when it ends (stdout)."""
 
@@ -70,7 +84,7 @@ class ConsoleSink:
         elif run.task_id is not None:
             lines.append(f"tracked: {run.name}: ClearML task {run.task_id}")
         if lines:
-            print(scrub("\n".join(lines)), file=sys.stdout, flush=True)
+            say(scrub("\n".join(lines)))
 
     def progress(self, run: Run, update: Update) -> None:
         pass
@@ -86,4 +100,4 @@ class ConsoleSink:
             text += f"\nupload it later: clearml-task --import-offline-session {result.session_dir}.zip"
         elif result.task_id is not None:
             text += f"\nClearML task: {result.task_id}"
-        print(text, file=sys.stdout, flush=True)
+        say(text)

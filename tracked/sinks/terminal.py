@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .._secrets import scrub
-from .console import format_value
+from .console import format_value, say
 
 if TYPE_CHECKING:
     from .._live import Live, Update
@@ -135,7 +135,7 @@ class TerminalSink:
             f"{f' ({100 * done / total:.0f}%)' if total else ''}, {rate:,.1f} ex/s, "
             f"elapsed {tqdm.format_interval(elapsed)}{eta}{f', {text}' if text else ''}"
         )
-        print(scrub(line), file=sys.stderr, flush=True)
+        say(scrub(line), sys.stderr)
 
     def progress(self, run: Run, update: Update) -> None:
         if update.final:

@@ -1,0 +1,158 @@
+"""Hardening, round two: consoles that cannot print, daemon threads at exit, forks, overflow, one result per thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tracked import read_session, tracked_eval
+
+
+def run_script(
+    code: str, cache: Path, *, env: dict[str, str] | None = None, shell_tail: str = ""
+) -> subprocess.CompletedProcess[str]:
+    script = cache.parent / "script.py"
+    script.write_text(textwrap.dedent(code), encoding="utf-8")
+    environ = {**os.environ, "CLEARML_CACHE_DIR": str(cache), **(env or {})}
+    command: str | list[str] = [sys.executable, str(script)]
+    if shell_tail:
+        command = f"{sys.executable} {script} {shell_tail}"
+    return subprocess.run(
+        command, shell=bool(shell_tail), env=environ, capture_output=True, text=True, timeout=120, check=False,
+        encoding="utf-8", errors="replace",
+    )  # fmt: skip
+
+
+def only_session(cache: Path) -> Path:
+    (folder,) = [p for p in (cache / "offline").iterdir() if p.is_dir()]
+    return folder
+
+
+UNPRINTABLE = """
+    import json
+    from tracked import tracked_eval
+
+    @tracked_eval
+    def evaluate(dataset):
+        for i, text in enumerate(dataset):
+            yield {"acc": i % 2, "prediction": text}
+
+    result = evaluate(["café 東京 ✓", json.loads('"\\\\ud83d"'), "plain"])
+    with open("RESULT", "w", encoding="utf-8") as out:
+        json.dump({"acc": result["acc"], "session": str(result.session_dir), "n": result["num_examples"]}, out)
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "tail"),
+    [({"PYTHONIOENCODING": "cp1252"}, ""), ({}, "| head -c 0"), ({"PYTHONIOENCODING": "ascii"}, "")],
+    ids=["cp1252", "closed-pipe", "ascii"],
+)
+def test_a_console_that_cannot_print_leaves_the_result_and_session_whole(
+    clearml_cache: Path, tmp_path: Path, env: dict[str, str], tail: str
+) -> None:
+    """cp1252/ascii consoles, a closed pipe, a lone surrogate: the result keeps its metrics and its session."""
+    os.chdir(tmp_path)
+    done = run_script(UNPRINTABLE, clearml_cache, env=env, shell_tail=tail)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    result = json.loads((tmp_path / "RESULT").read_text(encoding="utf-8"))
+    assert result["acc"] == pytest.approx(1 / 3)
+    assert result["n"] == 3
+    session = read_session(result["session"])
+    assert session.status == "completed"
+    assert session.single_values["acc"] == pytest.approx(1 / 3)
+    shown = subprocess.run(
+        [sys.executable, "-m", "tracked", "show", result["session"]],
+        env={**os.environ, **env}, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert b"Traceback" not in shown.stderr
+    assert b"caf" in shown.stdout
+
+
+def test_a_daemon_thread_still_yielding_at_exit_is_saved_as_stopped(clearml_cache: Path) -> None:
+    """The exit hook stops taking examples before it counts them: no error, a stopped run with what was yielded."""
+    done = run_script(
+        """
+        import threading, time
+        from tracked import tracked_eval
+
+        @tracked_eval(verbose=False)
+        def evaluate():
+            i = 0
+            while True:
+                i += 1
+                yield {"acc": float(i % 2), "loss": 0.5}
+
+        threading.Thread(target=evaluate, daemon=True).start()
+        time.sleep(6)
+        """,
+        clearml_cache,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "TypeError" not in done.stderr
+    assert "Traceback" not in done.stderr
+    session = read_session(only_session(clearml_cache))
+    assert session.status == "stopped"
+    n = int(session.single_values["num_examples"])
+    assert n > 0
+    assert session.single_values["loss"] == 0.5
+    assert session.single_values["acc"] == pytest.approx(sum(i % 2 for i in range(1, n + 1)) / n)
+
+
+def test_overlapping_runs_in_threads_each_know_their_session_and_prefix() -> None:
+    """Eight overlapping runs in threads share one task: every result has the session and its own series prefix."""
+    barrier = threading.Barrier(8, timeout=60)
+
+    @tracked_eval(verbose=False, task_name="evaluate")
+    def evaluate(k: int) -> Iterator[float]:
+        barrier.wait()
+        for _ in range(50):
+            yield float(k)
+        barrier.wait()
+
+    results: dict[int, object] = {}
+    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, evaluate(k))) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    sessions = {r.session_dir for r in results.values()}  # type: ignore[attr-defined]
+    assert len(sessions) == 1
+    assert None not in sessions
+    prefixes = {r.prefix for r in results.values()}  # type: ignore[attr-defined]
+    assert len(prefixes) == 8
+    singles = read_session(next(iter(sessions))).single_values
+    for k, result in results.items():
+        prefix = result.prefix  # type: ignore[attr-defined]
+        assert singles[f"{prefix}/score" if prefix else "score"] == k
+
+
+def test_huge_values_have_exact_means_and_the_session_stays_valid_json() -> None:
+    """1e308 values: the mean is 1e308, alternating signs give 0, no inf/nan is ever written as a JSON number."""
+
+    @tracked_eval(verbose=False, max_points=10)
+    def evaluate(dataset: list[float]) -> Iterator[dict[str, float]]:
+        for i, v in enumerate(dataset):
+            yield {"big": v, "alternating": v if i % 2 else -v}
+
+    result = evaluate([1e308] * 1000)
+    assert result["big"] == 1e308
+    assert result["alternating"] == 0.0
+    folder = result.session_dir
+    assert folder is not None
+    for line in (folder / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} written as a JSON number"))
+    chart = read_session(folder).scalars["Training Progress"]
+    assert [v for _, v in chart["big"]] == [1e308] * 10
+    assert chart["big (running mean)"][-1][1] == 1e308
+    assert chart["alternating"][-1][1] == 0.0
