@@ -156,3 +156,113 @@ def test_huge_values_have_exact_means_and_the_session_stays_valid_json() -> None
     assert [v for _, v in chart["big"]] == [1e308] * 10
     assert chart["big (running mean)"][-1][1] == 1e308
     assert chart["alternating"][-1][1] == 0.0
+
+
+SIGNALLED = """
+    import asyncio, signal, sys, time
+    from tracked import tracked_eval
+
+    FORM = sys.argv[1]
+
+    def ready(i):
+        if i == 50:
+            print("READY", flush=True)
+        time.sleep(0.002)
+
+    if FORM == "generator":
+        @tracked_eval(verbose=False)
+        def evaluate():
+            for i in range(10**9):
+                ready(i)
+                yield float(i)
+        evaluate()
+    elif FORM == "lazy":
+        @tracked_eval(verbose=False, lazy=True)
+        def evaluate():
+            for i in range(10**9):
+                yield float(i)
+        for i, _ in enumerate(evaluate()):
+            ready(i)
+    elif FORM == "async":
+        @tracked_eval(verbose=False)
+        async def evaluate():
+            for i in range(10**9):
+                ready(i)
+                await asyncio.sleep(0)
+                yield float(i)
+        asyncio.run(evaluate())
+    elif FORM == "slow-end":
+        from clearml import Task
+        close = Task.close
+        def slow_close(self):
+            print("CLOSING", flush=True)
+            time.sleep(1.0)
+            close(self)
+        Task.close = slow_close
+
+        @tracked_eval(verbose=False)
+        def evaluate():
+            for i in range(10**9):
+                ready(i)
+                yield float(i)
+        evaluate()
+    print("not reached", flush=True)
+"""
+
+
+def _signalled(
+    cache: Path, form: str, signum: int, second_after: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    import time
+
+    script = cache.parent / "signalled.py"
+    script.write_text(textwrap.dedent(SIGNALLED), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), form], env={**os.environ, "CLEARML_CACHE_DIR": str(cache)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("READY"):
+            break
+    proc.send_signal(signum)
+    if second_after is not None:
+        for line in proc.stdout:
+            if line.startswith("CLOSING"):
+                break
+        time.sleep(second_after)
+        proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("form", ["generator", "lazy", "async"])
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_leave_a_stopped_run_for_every_form(clearml_cache: Path, form: str, signame: str) -> None:
+    """SIGTERM or SIGHUP during a generator, lazy or async evaluation: a stopped run with the examples so far."""
+    import signal
+
+    signum = getattr(signal, signame)
+    done = _signalled(clearml_cache, form, signum)
+    assert done.returncode == -signum, done.stdout + done.stderr
+    assert "not reached" not in done.stdout
+    session = read_session(only_session(clearml_cache))
+    assert session.status == "stopped"
+    n = int(session.single_values["num_examples"])
+    assert n >= 50
+    assert session.single_values["score"] == pytest.approx((n - 1) / 2)
+
+
+def test_a_second_sigterm_waits_until_the_run_is_written(clearml_cache: Path) -> None:
+    """Two SIGTERMs, the second during the end-of-run write: the session is still whole (status, values, zip)."""
+    import signal
+
+    done = _signalled(clearml_cache, "slow-end", signal.SIGTERM, second_after=0.3)
+    assert done.returncode == -signal.SIGTERM, done.stdout + done.stderr
+    folder = only_session(clearml_cache)
+    assert folder.with_suffix(".zip").is_file()
+    session = read_session(folder)
+    assert session.status == "stopped"
+    assert not session.problems
+    assert session.single_values["num_examples"] >= 50
+    assert "Final Metrics" in session.tables

@@ -40,11 +40,14 @@ def status_of(exc: BaseException) -> str:
 
 
 def finish(
-    run: Run, status: str, returned: Any = None, error: BaseException | None = None, racing: bool = False
+    run: Run, status: str, returned: Any = None, error: BaseException | None = None, drop_last: bool = False
 ) -> EvalResult:
     """End the run; a failure in tracked's own bookkeeping is a warning, never the caller's problem."""
+    from ._lifecycle import signals_held
+
     try:
-        return run.end(status, returned, error, racing)
+        with signals_held():  # a second Ctrl-C or SIGTERM waits until the run is written
+            return run.end(status, returned, error, drop_last)
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
         warn(f"{run.name}: reporting the run failed ({type(exc).__name__}: {exc}); returning what was counted")
         return finish_untracked(run, status, returned, error)
@@ -207,7 +210,7 @@ class Run:
 
     # -- the end ------------------------------------------------------------
     def end(
-        self, status: str, returned: Any = None, error: BaseException | None = None, racing: bool = False
+        self, status: str, returned: Any = None, error: BaseException | None = None, drop_last: bool = False
     ) -> EvalResult:
         """Stop the clock, compute the final metrics and hand them to every sink once."""
         from ._result import EvalResult
@@ -220,12 +223,11 @@ class Run:
         from . import _lifecycle
 
         # Stop taking examples first, then count what was taken. Ended by the exit
-        # hook while the evaluation's own thread (a daemon) may still be adding one:
-        # that example is left out and the storage is copied, not released.
+        # hook or a signal while the evaluation's thread may be adding one
+        # (``drop_last``): that example is left out and the storage is copied, not released.
         self._sealed = True
-        owner = self._owner
-        own = not (racing and owner.is_alive() and owner not in (threading.current_thread(), threading.main_thread()))
-        if not own:
+        own = not drop_last
+        if drop_last:
             self.count = max(0, self.count - 1)
         _lifecycle.closed(self)
         self._ended = time.perf_counter()
@@ -251,6 +253,41 @@ class Run:
         return self.result
 
     def stop_at_exit(self) -> None:
-        """The interpreter exits with this run open: end it as stopped (its thread may still be adding)."""
+        """The interpreter exits with this run open: end it as stopped.
+
+        The main thread is running the exit hooks, so an evaluation of its own
+        is not adding an example; a (daemon) thread of its own may be."""
         if self.result is None:
-            finish(self, STOPPED, racing=True)
+            finish(self, STOPPED, drop_last=self._adding())
+
+    def stop_now(self) -> None:
+        """A signal ends the process: end the run as stopped (its thread may be halfway through an example)."""
+        if self.result is None:
+            finish(self, STOPPED, drop_last=self._adding())
+
+    def _adding(self) -> bool:
+        """Whether the evaluation's thread is, right now, halfway through recording an example."""
+        import sys
+
+        frame = sys._current_frames().get(self._owner.ident or -1) if self._owner.is_alive() else None
+        while frame is not None:
+            if frame.f_code in _ADDING:
+                return True
+            frame = frame.f_back
+        return False
+
+
+#: The code of recording an example: a thread inside it is halfway through one.
+_ADDING = frozenset(
+    f.__code__
+    for f in (
+        Run.add,
+        Run._add_mapping,
+        Run._add_value,
+        Run._metric,
+        Run._series,
+        Run._skip,
+        Series.append,
+        Series.defer,
+    )
+)
