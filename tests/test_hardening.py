@@ -266,3 +266,76 @@ def test_a_second_sigterm_waits_until_the_run_is_written(clearml_cache: Path) ->
     assert not session.problems
     assert session.single_values["num_examples"] >= 50
     assert "Final Metrics" in session.tables
+
+
+def test_a_fork_pool_inside_an_evaluation_never_writes_into_the_parents_task(clearml_cache: Path) -> None:
+    """Workers forked during an evaluation report their own runs elsewhere: the parent's session holds its own only."""
+    done = run_script(
+        """
+        import multiprocessing as mp
+        from tracked import tracked_eval
+
+        @tracked_eval(verbose=False, task_name="inner")
+        def inner(k):
+            for _ in range(3):
+                yield float(k)
+
+        def work(k):
+            return dict(inner(k))
+
+        @tracked_eval(verbose=False, task_name="outer")
+        def outer():
+            with mp.get_context("fork").Pool(2) as pool:
+                for metrics in pool.map(work, range(4)):
+                    yield {"inner_score": metrics["score"]}
+
+        print("RESULT", dict(outer()))
+        """,
+        clearml_cache,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'inner_score': 1.5" in done.stdout
+    session = read_session(only_session(clearml_cache))
+    assert set(session.scalars["Training Progress"]) == {"inner_score", "inner_score (running mean)"}
+    assert not any(name.startswith("inner") and name != "inner_score" for name in session.single_values)
+    assert session.single_values["num_examples"] == 4
+    assert session.status == "completed"
+
+
+def test_a_fork_while_a_task_is_being_created_does_not_deadlock_the_child(clearml_cache: Path) -> None:
+    """A thread inside task creation (holding tracked's lock) while the process forks: the child still runs."""
+    done = run_script(
+        """
+        import os, threading, time
+        from clearml import Task
+        from tracked import tracked_eval
+
+        init = Task.init
+
+        def slow_init(*args, **kwargs):
+            time.sleep(1.5)
+            return init(*args, **kwargs)
+
+        Task.init = slow_init
+
+        @tracked_eval(verbose=False)
+        def evaluate(n):
+            for i in range(n):
+                yield float(i)
+
+        thread = threading.Thread(target=evaluate, args=(3,))
+        thread.start()
+        time.sleep(0.5)
+        pid = os.fork()
+        if pid == 0:
+            Task.init = init
+            result = evaluate(2)
+            os._exit(0 if result["num_examples"] == 2 else 3)
+        _, status = os.waitpid(pid, 0)
+        thread.join()
+        print("CHILD", os.waitstatus_to_exitcode(status))
+        """,
+        clearml_cache,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "CHILD 0" in done.stdout

@@ -65,6 +65,21 @@ def write_at(path: Path, offset: int, data: bytes) -> None:
         os.close(fd)
 
 
+#: Lock fds this process holds; a forked child closes its copies, so the parent's death still frees them.
+_held: set[int] = set()
+
+
+def _after_fork_in_child() -> None:
+    for fd in list(_held):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def try_lock(path: Path, exclusive: bool = True) -> int | None:
     """An fd holding ``flock`` on ``path``, or None when another process holds it."""
     import fcntl
@@ -76,12 +91,14 @@ def try_lock(path: Path, exclusive: bool = True) -> int | None:
         os.close(fd)
         return None
     except OSError:  # no flock on this file system: nobody can be told apart; take it as free
-        return fd
+        pass
+    _held.add(fd)
     return fd
 
 
 def release(fd: int | None) -> None:
     if fd is not None:
+        _held.discard(fd)
         with contextlib.suppress(OSError):
             os.close(fd)
 

@@ -36,6 +36,8 @@ class Open(Protocol):
 
     def stop_now(self) -> None: ...
 
+    def forsake(self) -> None: ...
+
 
 #: Seconds the interpreter's exit (or a signal) waits for open runs to be reported.
 EXIT_TIMEOUT_S = 5.0
@@ -56,6 +58,26 @@ class Terminated(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must never write into its parent's runs: it forgets them (and any lock held across the fork)."""
+    global _lock
+    _lock = threading.Lock()
+    runs = list(_open_runs)
+    _open_runs.clear()
+    for run in runs:
+        run.forsake()
+    # Signals mean to a child what they mean without tracked (a pool worker dies at once on SIGTERM).
+    _unwinding.clear()
+    for signum in _ENDING:
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signum) is _on_signal:
+                signal.signal(signum, signal.SIG_DFL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def opened(run: Open) -> None:

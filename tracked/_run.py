@@ -53,6 +53,13 @@ def finish(
         return finish_untracked(run, status, returned, error)
 
 
+def forsaken_result(run: Run) -> EvalResult:
+    """What a forked child gets if it ends a run its parent is running: the count, nothing written."""
+    from ._result import EvalResult
+
+    return EvalResult({"num_examples": run.count}, "stopped")
+
+
 def finish_untracked(run: Run, status: str, returned: Any, error: BaseException | None) -> EvalResult:
     """The least a failed end still hands back: what was counted."""
     from ._result import EvalResult
@@ -259,6 +266,13 @@ class Run:
         is not adding an example; a (daemon) thread of its own may be."""
         if self.result is None:
             finish(self, STOPPED, drop_last=self._adding())
+
+    def forsake(self) -> None:
+        """This process is a fork of the one running the evaluation: the run is the parent's, not ours to end."""
+        self._sealed = True
+        self.follower = None
+        self.sinks = []
+        self.result = forsaken_result(self)
 
     def stop_now(self) -> None:
         """A signal ends the process: end the run as stopped (its thread may be halfway through an example)."""

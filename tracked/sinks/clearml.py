@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,6 +98,19 @@ class _Shared:
 
 _LOCK = threading.RLock()
 _SHARED: dict[str, _Shared] = {}
+#: Tasks this process's parent was reporting into when it forked this process: never ours to write into.
+_PARENTS: set[str] = set()
+
+
+def _after_fork_in_child() -> None:
+    global _LOCK
+    _LOCK = threading.RLock()  # a fork while another thread held it (creating a task) must not deadlock the child
+    _PARENTS.update(_SHARED)
+    _SHARED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ClearMLSink:
@@ -128,6 +142,11 @@ class ClearMLSink:
     def _open(self, run: Run) -> None:
         from clearml import Task
 
+        if _PARENTS:  # not even asking ClearML: in a fork, its state (and locks) are the parent's
+            raise RuntimeError(
+                f"this process was forked while its parent's evaluation reported into task {min(_PARENTS)}; "
+                "a child does not write into its parent's task"
+            )
         current: Task | None = Task.current_task()
         if current is None:
             shared = self._create(run)
