@@ -30,6 +30,9 @@ class CallInfo:
     dataset_num_eval: int | None = None
     #: Simple arguments (numbers, strings, booleans, paths) by name, secret-looking ones redacted.
     params: dict[str, str] = field(default_factory=dict)
+    #: What tells one model (dataset) from another for ``resume``: its path, or its type and size.
+    model_id: str | None = None
+    dataset_id: str | None = None
 
 
 @functools.lru_cache(maxsize=512)
@@ -61,12 +64,24 @@ def describe_call(
     arguments = bound_arguments(func, args, kwargs)
     model = arguments.get(settings.model_arg)
     dataset = arguments.get(settings.dataset_arg)
+    size = None if model is None else model_size_bytes(model)
     return CallInfo(
         yields=yields,
-        model_size_bytes=None if model is None else model_size_bytes(model),
+        model_size_bytes=size,
         dataset_num_eval=None if dataset is None else dataset_length(dataset),
         params=simple_params(arguments, skip={settings.model_arg, settings.dataset_arg}),
+        model_id=None if model is None else identity(model, size),
+        dataset_id=None if dataset is None else identity(dataset, None),
     )
+
+
+def identity(value: Any, size: int | None) -> str:
+    """A path names itself; an object is known by its type (and size): two checkpoints of one architecture
+    are told apart only by a path or an argument (``resume`` says so in the README)."""
+    if isinstance(value, (str, PurePath)):
+        return str(value)
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}" + ("" if size is None else f":{size}")
 
 
 _SIMPLE = (bool, int, float, str, PurePath)

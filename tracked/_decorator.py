@@ -59,10 +59,11 @@ def _begin(
     from .sinks.local import LocalSink
     from .sinks.terminal import TerminalSink
 
+    given_args, given_kwargs = args, kwargs
+    earlier = None
     try:
         name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
         call = describe_call(wrapped, args, kwargs, settings, yields)
-        earlier = None
         if settings.resume:
             from ._resume import prepare
 
@@ -74,8 +75,16 @@ def _begin(
         live.start()
         return run, args, kwargs
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
-        warn(f"could not start tracking ({type(exc).__name__}: {exc}); the evaluation runs untracked")
-        return None, args, kwargs
+        warn(f"could not start tracking ({type(exc).__name__}: {exc}); the evaluation runs, reported nowhere")
+        if earlier is not None:
+            earlier.release()
+    try:  # the call still returns what it would have with tracking: its result, counted here (all of it)
+        from ._call import CallInfo
+
+        name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
+        return Run(settings, name, CallInfo(yields=yields), []), given_args, given_kwargs
+    except Exception:  # noqa: BLE001
+        return None, given_args, given_kwargs
 
 
 def _settings(given: Mapping[str, Any]) -> Settings:

@@ -160,9 +160,10 @@ class Journal:
         return status
 
     def means(self) -> dict[str, float]:
-        """Each metric's mean over the finite values recorded (NaN when it has none)."""
+        """Each metric's mean over the finite values of the examples recorded (NaN when it has none)."""
         out: dict[str, float] = {}
-        for name, (_, values) in self.series.items():
+        for name, (indices, values) in self.series.items():
+            values = values[indices < self.count]
             finite = values[np.isfinite(values)]
             out[name] = float(finite.mean()) if finite.size else math.nan
         return out

@@ -123,14 +123,16 @@ class Live:
     def gather(self, final: bool = False) -> None:
         """Read what the run appended since the last look; feed the charts.
 
-        Only whole examples are taken: the one the evaluation may be adding
-        right now, and any whose tensors still wait for their batch, are left
-        for the next look, so what the sinks record is always a prefix of
+        Only whole examples are taken: one the evaluation is adding right now,
+        and any whose tensors still wait for their batch, are left for the
+        next look, so what the sinks record is always a prefix of
         examples with all their values (what ``resume`` continues from).
         """
         run = self.run
         with self._lock:
-            limit = run.count if final else run.count - 1
+            limit = run.count  # read before asking whether an example is halfway recorded: see Run.adding
+            if not final and run.adding():
+                limit -= 1
             for series in list(run.series.values()):
                 pending = series.pending
                 if pending and not final:

@@ -73,6 +73,10 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+#: Longer than any evaluation; past it a timer cannot be set (and inf is no interval).
+_FOREVER_S = 10**7
+
+
 class SettingsError(ValueError):
     """An option or environment variable has a value tracked cannot use."""
 
@@ -122,8 +126,10 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         given["progress"] = _progress(given["progress"], f"progress={given['progress']!r}")
     for name in ("flush_interval", "status_interval", "server_timeout"):
         value = given.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-            raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _FOREVER_S
+        ):
+            raise SettingsError(f"{name} must be a positive, finite number of seconds, got {value!r}")
     for name in ("max_points", "console_examples"):
         value = given.get(name)
         if value is not None and (not isinstance(value, int) or value < (1 if name == "max_points" else 0)):

@@ -42,8 +42,16 @@ RESUMABLE = ("interrupted", "stopped", "failed")
 
 
 def key_of(settings: Settings, name: str, call: CallInfo) -> str:
-    """What makes two calls the same evaluation: project, task name, simple arguments, dataset length."""
-    identity = [settings.project, settings.task_name or name, sorted(call.params.items()), call.dataset_num_eval]
+    """What makes two calls the same evaluation: project, task name, simple arguments, the model (its path, or
+    its type and size), the dataset (its path, or its type) and the dataset's length."""
+    identity = [
+        settings.project,
+        settings.task_name or name,
+        sorted(call.params.items()),
+        call.model_id,
+        call.dataset_id,
+        call.dataset_num_eval,
+    ]
     return hashlib.sha256(json.dumps(identity, ensure_ascii=True).encode()).hexdigest()[:32]
 
 
@@ -108,16 +116,24 @@ def prepare(
         return None, args, kwargs
     try:
         old = journal.read_journal(folder, with_data=False)
-    except (OSError, KeyError, ValueError):
+        status, done = old.status, old.count
+    except FileNotFoundError:  # the previous run's session was deleted: nothing to continue
         return None, args, kwargs
-    status = old.status
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        warn(f"cannot resume {name}: its previous run's journal ({folder}) is unreadable ({exc}); starting a fresh run")
+        return None, args, kwargs
     if status == journal.RUNNING:
-        pid = old.state.get("pid")
-        warn(f"{name}: its previous run ({folder}) is still running in process {pid}; starting a new run")
+        pid, resumed = old.state.get("pid"), old.state.get("resumed_from")
+        if resumed:  # the run this call would continue is being continued already
+            warn(
+                f"{name}: its previous run ({resumed}) is being resumed by another process ({pid}); "
+                "starting a fresh run"
+            )
+        else:
+            warn(f"{name}: its previous run ({folder}) is still running in process {pid}; starting a new run")
         return None, args, kwargs
-    if status not in RESUMABLE or old.count == 0:
+    if status not in RESUMABLE or done == 0:
         return None, args, kwargs
-    done = old.count
     fresh = f"cannot resume {name} at example {done} ({folder})"
     if not call.yields:
         warn(f"{fresh}: it yields no examples to skip; starting a fresh run")
@@ -132,7 +148,7 @@ def prepare(
         return None, args, kwargs
     try:
         data = journal.read_journal(folder)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         journal.release(claim)
         warn(f"{fresh}: its journal is unreadable ({exc}); starting a fresh run")
         return None, args, kwargs
@@ -147,7 +163,7 @@ def prepare(
         folder=folder,
         count=done,
         duration=float(data.state.get("duration", 0.0)),
-        series=data.series,
+        series={name: (i[i < done], v[i < done]) for name, (i, v) in data.series.items()},  # what run.json vouches for
         details=[d for d in data.details if d[0] < done],
         skipped=skipped,
         claim=claim,

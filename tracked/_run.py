@@ -265,7 +265,7 @@ class Run:
         The main thread is running the exit hooks, so an evaluation of its own
         is not adding an example; a (daemon) thread of its own may be."""
         if self.result is None:
-            finish(self, STOPPED, drop_last=self._adding())
+            finish(self, STOPPED, drop_last=self.adding())
 
     def forsake(self) -> None:
         """This process is a fork of the one running the evaluation: the run is the parent's, not ours to end."""
@@ -277,9 +277,9 @@ class Run:
     def stop_now(self) -> None:
         """A signal ends the process: end the run as stopped (its thread may be halfway through an example)."""
         if self.result is None:
-            finish(self, STOPPED, drop_last=self._adding())
+            finish(self, STOPPED, drop_last=self.adding())
 
-    def _adding(self) -> bool:
+    def adding(self) -> bool:
         """Whether the evaluation's thread is, right now, halfway through recording an example."""
         import sys
 

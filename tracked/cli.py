@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from .compare import best_runs, compare_frame, format_cell, labels
 from .session import Session, SessionError, read_session
@@ -31,6 +31,21 @@ if TYPE_CHECKING:
 
 EXIT_BAD_INPUT = 2
 _SPARKS = "▁▂▃▄▅▆▇█"
+
+
+class _Printable:
+    """A text stream that escapes control characters (see ``sinks.console.printable``)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from .sinks.console import printable
+
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class Problems:
@@ -188,9 +203,14 @@ def render_compare(frame: pd.DataFrame, fmt: str) -> str:
         for run, row in frame.iterrows()
     ]
     header = ["run", *map(str, frame.columns)]
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+    if fmt == "markdown":  # names are text: no HTML, no table breaking out of its cell
+        import html
+
+        def md(text: str) -> str:
+            return html.escape(text).replace("|", "\\|").replace("\n", " ")
+
+        lines = ["| " + " | ".join(map(md, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(map(md, row)) + " |" for row in cells]) + "\n"
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
     lines = ["  ".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)) for row in cells]
@@ -267,8 +287,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     for stream in (sys.stdout, sys.stderr):  # a console that cannot show a character gets it escaped
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    out = out or sys.stdout
-    problems = Problems(err or sys.stderr)
+    # Whatever a session holds, control characters are shown, not obeyed.
+    out = cast(TextIO, _Printable(out or sys.stdout))
+    problems = Problems(cast(TextIO, _Printable(err or sys.stderr)))
     args = parser().parse_args(argv)
     try:
         if args.command == "upload":

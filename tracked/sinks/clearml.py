@@ -92,6 +92,8 @@ class _Shared:
     task: Task
     created: bool
     active: set[str] = field(default_factory=set)
+    #: Every name a run has used in this task: a later run (even once the earlier ones ended) takes a new one.
+    used: set[str] = field(default_factory=set)
     offline_before: bool | None = None
     environ_before: dict[str, str] | None = None
 
@@ -153,8 +155,9 @@ class ClearMLSink:
         else:
             shared = _SHARED.setdefault(str(current.id), _Shared(task=current, created=False))
         if shared.active:
-            self.prefix = _unique(run.name, shared.active)
+            self.prefix = _unique(run.name, shared.used)
         shared.active.add(self.prefix or run.name)
+        shared.used.add(self.prefix or run.name)
         self.task, self.shared = shared.task, shared
         run.task_id = str(shared.task.id)
         folder = shared.task.get_offline_mode_folder() if Task.is_offline() else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,6 +25,15 @@ def format_value(value: Any) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.4g}"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Control characters shown, not obeyed: an ESC, BEL or CR in a name or a detail must not move the
+    cursor, set a window title or write the clipboard of whoever reads the output (``\\x1b``)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def clip(text: str) -> str:
@@ -51,13 +61,14 @@ def summary_text(run: Run, result: EvalResult) -> str:
             lines.append(f"skipped {count} value{'s' if count != 1 else ''}; first: {first}")
     if run.error is not None:
         lines.append(f"error: {type(run.error).__name__}: {clip(str(run.error))}")
-    return scrub("\n".join(lines))
+    return printable(scrub("\n".join(lines)))
 
 
 def say(text: str, stream: TextIO | None = None) -> None:
     """Print ``text`` as well as the stream allows: characters it cannot encode (a cp1252
     console, a lone surrogate) are escaped, and a reader that went away (``| head``) is no error."""
     stream = stream or sys.stdout
+    text = printable(text)
     try:
         try:
             print(text, file=stream, flush=True)

@@ -35,7 +35,6 @@ class JournalSink:
         self.folder: Path | None = None
         self.state: dict[str, Any] = {}
         self._lock_fd: int | None = None
-        self._details_bytes = 0
         self._details_backlog: list[tuple[int, dict[str, str]]] = []  # handed over, not yet on disk
         self._warned = False
         #: A resumed run points the resume index at itself only once its journal holds the earlier examples.
@@ -65,7 +64,8 @@ class JournalSink:
             run.when_reported.append(lambda: self._drop_data(run))
             self._point(run)
         except Exception as exc:  # noqa: BLE001 - a journal that cannot start must not stop the evaluation
-            self._warn(run, exc)
+            self.folder = None
+            self._warn(run, exc, starting=True)
 
     def _make_folder(self, run: Run) -> Path:
         if run.session_dir is not None:  # inside the offline session: it travels with the session and its zip
@@ -104,22 +104,22 @@ class JournalSink:
             self._point(run)
         except Exception as exc:  # noqa: BLE001
             self._warn(run, exc)
-            if update.final:  # the data did not fit: still say how the run ended (run.json is small)
-                self._end_state(run)
+            if update.final:  # the data did not fit: still say how the run ended, with what is on disk
+                self._end_state(run, self.state)
                 with contextlib.suppress(Exception):
                     journal.write_state(self.folder, self.state)
 
     def _write(self, run: Run, update: Update) -> None:
-        folder, state = self.folder, self.state
+        """Append the new examples, then commit: ``self.state`` (and run.json) change only once all is on disk."""
+        import copy
+
+        folder = self.folder
         assert folder is not None
+        state = copy.deepcopy(self.state)  # what is committed stays as it is until everything below is written
         series_state: dict[str, Any] = state["series"]
         for name, (_, hi) in update.new.items():
-            entry = series_state.get(name)
-            if entry is None:
-                entry = {"file": f"m{len(series_state)}", "size": 0, "dense_start": None}
+            entry = series_state.get(name) or {"file": f"m{len(series_state)}", "size": 0, "dense_start": None}
             size = int(entry["size"])
-            if size >= hi:
-                continue
             source = update._series[name]
             for start in range(size, hi, 1 << 16):
                 indices, values = source.read(start, min(start + (1 << 16), hi))
@@ -150,21 +150,21 @@ class JournalSink:
                 json.dumps([i, {k: clean(v) for k, v in d.items()}], ensure_ascii=True) + "\n"
                 for i, d in self._details_backlog
             )
-            journal.write_at(folder / journal.DETAILS, self._details_bytes, lines.encode("ascii"))
-            self._details_bytes += len(lines)
-            self._details_backlog = []
-        state["details"]["bytes"] = self._details_bytes
+            offset = int(state["details"]["bytes"])
+            journal.write_at(folder / journal.DETAILS, offset, lines.encode("ascii"))
+            state["details"]["bytes"] = offset + len(lines)
         state["count"] = update.count
         state["duration"] = update.duration
         state["heartbeat"] = time.time()
         state["skipped"] = {"" if k is None else k: list(v) for k, v in run.skipped.items()}
         if update.final:
-            self._end_state(run)
+            self._end_state(run, state)
         journal.write_state(folder, state)
+        self.state, self._details_backlog = state, []
 
-    def _end_state(self, run: Run) -> None:
-        self.state["status"] = run.status
-        self.state["error"] = None if run.error is None else scrub(f"{type(run.error).__name__}: {run.error}")[:2000]
+    def _end_state(self, run: Run, state: dict[str, Any]) -> None:
+        state["status"] = run.status
+        state["error"] = None if run.error is None else scrub(f"{type(run.error).__name__}: {run.error}")[:2000]
 
     def _drop_data(self, run: Run) -> None:
         """A completed run is in ClearML in full: its examples need not be kept twice (nor zipped twice).
@@ -192,10 +192,16 @@ class JournalSink:
         if run.earlier is not None:
             run.earlier.release()
 
-    def _warn(self, run: Run, exc: BaseException) -> None:
+    def _warn(self, run: Run, exc: BaseException, starting: bool = False) -> None:
         if self._warned:
             return
         self._warned = True
+        if starting:
+            warn(
+                f"{run.name}: cannot write the run's journal ({type(exc).__name__}: {exc}); the evaluation goes on, "
+                "but a crash would lose its examples and it cannot be resumed"
+            )
+            return
         warn(
             f"{run.name}: cannot write the run's journal to {self.folder} ({type(exc).__name__}: {exc}); "
             "the evaluation goes on (tried again at every flush), but a crash now would lose its examples"

@@ -63,6 +63,7 @@ class TerminalSink:
         self.mode = "off"  # "bar", "lines" or "off"
         self.bar: Any = None
         self._guard: _LineGuard | None = None
+        self._err_guard: _LineGuard | None = None
         self._delay = 0.0
         self._next_line = 0.0
         self._lock = threading.Lock()
@@ -106,9 +107,13 @@ class TerminalSink:
             mininterval=0.2,
             smoothing=0.1,
         )
-        if not in_notebook() and _isatty(sys.stdout):  # the bar and the user's prints share the terminal
-            self._guard = _LineGuard(sys.stdout, self.bar)
-            sys.stdout = self._guard
+        if not in_notebook():  # the bar and the user's prints share the terminal
+            if _isatty(sys.stdout):
+                self._guard = _LineGuard(sys.stdout, self.bar)
+                sys.stdout = self._guard
+            if sys.stderr is stream:  # print(..., file=sys.stderr) too (the bar writes to the stream itself)
+                self._err_guard = _LineGuard(stream, self.bar)
+                sys.stderr = self._err_guard
 
     def tick(self, run: Run, live: Live) -> None:
         with self._lock:
@@ -148,12 +153,17 @@ class TerminalSink:
         """Take the bar down and give stdout back (only if it is still ours: the user may have replaced it)."""
         with self._lock:
             guard, self._guard = self._guard, None
+            err_guard, self._err_guard = self._err_guard, None
             bar, self.bar = self.bar, None
             self.mode = "off"
         if guard is not None:
             if sys.stdout is guard:
                 sys.stdout = guard.stream
             guard.release()
+        if err_guard is not None:
+            if sys.stderr is err_guard:
+                sys.stderr = err_guard.stream
+            err_guard.release()
         if bar is not None:
             with contextlib.suppress(Exception):  # a closed terminal must not break the end of the run
                 bar.close()
