@@ -339,3 +339,162 @@ def test_a_fork_while_a_task_is_being_created_does_not_deadlock_the_child(clearm
     )
     assert done.returncode == 0, done.stderr
     assert "CHILD 0" in done.stdout
+
+
+def test_a_server_that_stops_answering_does_not_hold_the_result(tmp_path: Path) -> None:
+    """events.add_batch never answers: the call still returns its full result, saved locally, within its deadline."""
+    from clearml_server import StandInServer
+
+    script = tmp_path / "stalled.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json
+            from tracked import tracked_eval
+
+            @tracked_eval(flush_interval=0.2, server_timeout=1)
+            def evaluate(dataset):
+                for x in dataset:
+                    yield float(x)
+
+            result = evaluate(list(range(100)))
+            print("RETURNED", json.dumps({"score": result["score"], "saved_to": str(result.saved_to)}), flush=True)
+            """
+        ),
+        encoding="utf-8",
+    )
+    with StandInServer(hang={"events.add_batch"}) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+        env.update(HOME=str(tmp_path), CLEARML_CACHE_DIR=str(tmp_path / "cache"), **server.env())
+        proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            returned = next((line for line in proc.stdout if line.startswith("RETURNED")), "")
+        finally:
+            proc.kill()
+            proc.wait(30)
+    assert returned, "the call never returned"
+    result = json.loads(returned.split(" ", 1)[1])
+    assert result["score"] == 49.5
+    saved = json.loads((Path(result["saved_to"]) / "metrics.json").read_text())
+    assert "no answer within 10 s" in " ".join(saved["problems"])
+
+
+def test_a_run_that_cannot_start_tracking_still_returns_its_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever breaks tracked's start, a generator evaluation still returns an EvalResult with its means."""
+    import tracked._call
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("broken start")
+
+    monkeypatch.setattr(tracked._call, "describe_call", broken)
+
+    @tracked_eval(verbose=False)
+    def evaluate(dataset: list[float]) -> Iterator[float]:
+        yield from dataset
+
+    with pytest.warns(UserWarning, match="could not start tracking"):
+        result = evaluate([1.0, 2.0, 3.0])
+    assert result["score"] == 2.0
+    assert result["num_examples"] == 3
+
+
+def test_later_runs_in_a_shared_task_never_reuse_a_prefix() -> None:
+    """An outer evaluation calling the same inner one twice: two prefixes, neither overwrites the other."""
+
+    @tracked_eval(verbose=False, task_name="inner")
+    def inner(value: float) -> Iterator[float]:
+        yield value
+
+    @tracked_eval(verbose=False, task_name="outer")
+    def outer() -> Iterator[float]:
+        first, second = inner(1.0), inner(2.0)
+        assert first.prefix != second.prefix
+        yield first["score"] + second["score"]
+
+    result = outer()
+    singles = read_session(result.session_dir).single_values
+    assert singles["inner/score"] == 1.0
+    assert singles["inner#2/score"] == 2.0
+    assert singles["score"] == 3.0
+
+
+def test_infinite_intervals_are_refused_when_decorating() -> None:
+    """flush_interval=inf (or nan, or 0) is a clear error at decoration, not a dead live thread."""
+    from tracked._options import SettingsError
+
+    for bad in (float("inf"), float("nan"), 0, -1):
+        with pytest.raises(SettingsError, match="flush_interval"):
+            tracked_eval(flush_interval=bad)
+
+
+def test_control_characters_in_names_and_details_are_shown_not_obeyed(capsys: pytest.CaptureFixture[str]) -> None:
+    """ESC, BEL and CR in a metric name or a detail reach the console and `tracked show` escaped."""
+    from tracked.cli import main
+
+    @tracked_eval(task_name="evil\x1b]0;pwned\x07")
+    def evaluate(dataset: list[float]) -> Iterator[dict[str, object]]:
+        for v in dataset:
+            yield {"acc\x1b[31m": v, "prediction": "ok\rHIDDEN\x1b[2J"}
+
+    result = evaluate([1.0])
+    main(["show", str(result.session_dir)])
+    main(["compare", str(result.session_dir), "--format", "markdown"])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "\r" not in out
+    assert "\\x1b" in out
+
+
+def test_resume_never_mixes_two_models() -> None:
+    """A stopped run of one model is not resumed by a call with another model (a path or an object)."""
+
+    @tracked_eval(verbose=False, resume=True)
+    def evaluate(model: str, dataset: list[int]) -> Iterator[float]:
+        for i in dataset:
+            if model == "a.pt" and i == 5:
+                raise KeyboardInterrupt
+            yield 1.0 if model == "b.pt" else 0.0
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate("a.pt", list(range(10)))
+    result = evaluate("b.pt", list(range(10)))
+    assert result["score"] == 1.0
+    assert result["num_examples"] == 10
+
+
+def test_a_slow_evaluation_is_durable_up_to_its_last_example(tmp_path: Path) -> None:
+    """One example a second: the journal holds the example just yielded, not one behind."""
+    import time
+
+    gate = tmp_path / "gate"
+
+    @tracked_eval(verbose=False, flush_interval=0.05)
+    def evaluate(dataset: list[float]) -> Iterator[float]:
+        for value in dataset:
+            yield value
+            deadline = time.monotonic() + 30
+            while not gate.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            gate.unlink(missing_ok=True)
+
+    seen: list[int] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(seen) < 2:
+            for state in Path(os.environ["CLEARML_CACHE_DIR"]).glob("offline/*/tracked/0/run.json"):
+                count = json.loads(state.read_text())["count"]
+                if count > len(seen):
+                    seen.append(count)
+                    gate.touch()
+            time.sleep(0.02)
+        gate.touch()  # the last example goes on at once
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = evaluate([1.0, 2.0, 3.0])
+    watcher.join()
+    assert seen == [1, 2]  # each example durable while the evaluation still waits after it
+    assert result["num_examples"] == 3

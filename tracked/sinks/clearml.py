@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .._result import EvalResult
     from .._run import Run
 
+#: The end of a run waits for the server at most this many ``server_timeout``s (at least 10 s).
+SERVER_WAITS = 6
 #: Series name of the final-metrics table under its title in PLOTS.
 TABLE_SERIES = "summary"
 RUNNING_MEAN = "{metric} (running mean)"
@@ -205,7 +207,18 @@ class ClearMLSink:
 
     def finish(self, run: Run, result: EvalResult) -> None:
         try:
-            self._finish(run, result)
+            if self._offline is not None or self.task is None:
+                self._finish(run, result)
+                return
+            # With a server, ClearML waits for every answer (for ever, if the server stalls): the
+            # report runs in a thread of its own, and the result does not wait past the deadline.
+            deadline = max(10.0, SERVER_WAITS * run.settings.server_timeout)
+            worker = threading.Thread(target=self._finish, args=(run, result), name="tracked-report", daemon=True)
+            worker.start()
+            worker.join(deadline)
+            if worker.is_alive():
+                self._fail("reporting to the server", TimeoutError(f"no answer within {deadline:g} s"))
+                _never_wait_at_exit(self.task)
         finally:  # every failure, from start to close, goes on the result for the local sink
             result._problems.extend(self.problems)
 
@@ -298,6 +311,21 @@ class ClearMLSink:
             self._fail("closing the task", exc)
         finally:
             restore(shared.offline_before, shared.environ_before)
+
+
+def _never_wait_at_exit(task: Task) -> None:
+    """The server stopped answering: ClearML's exit hooks would wait for it again, for ever.
+
+    Best effort on ClearML's internals (2.1): its task exit hook returns at
+    once when it believes another thread ran it, and its reporter stops
+    waiting once its "done" event is set. Its sender thread may still hold
+    the exit until its own HTTP timeout (README: "When things go wrong").
+    What was not sent is in the local save (``saved_to``) and the journal.
+    """
+    with contextlib.suppress(Exception):
+        task._at_exit_called = True
+    with contextlib.suppress(Exception):
+        task._reporter._report_service._done_ev.set()
 
 
 def _unique(name: str, taken: set[str]) -> str:
