@@ -12,7 +12,6 @@ tables and closing happen once, in ``Run.end``.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -113,6 +112,8 @@ class Run:
             self._continue(earlier)
         self.follower: Follower | None = None
         self._sealed = False
+        import threading  # (at the first run, not at ``import tracked``)
+
         self._owner = threading.current_thread()
         for sink in sinks:
             try:

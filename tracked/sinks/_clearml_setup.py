@@ -44,14 +44,9 @@ class _GuardedStream:
 
     def write(self, text: str) -> int:
         if not self._quiet:
-            try:
-                try:
-                    self._stream.write(text)
-                except UnicodeEncodeError:
-                    encoding = getattr(self._stream, "encoding", None) or "ascii"
-                    self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
-            except (OSError, ValueError):
-                pass
+            from .console import write_safely
+
+            write_safely(self._stream, text)
         return len(text)
 
     def flush(self) -> None:

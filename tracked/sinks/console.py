@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sys
@@ -68,14 +69,20 @@ def say(text: str, stream: TextIO | None = None) -> None:
     """Print ``text`` as well as the stream allows: characters it cannot encode (a cp1252
     console, a lone surrogate) are escaped, and a reader that went away (``| head``) is no error."""
     stream = stream or sys.stdout
-    text = printable(text)
+    write_safely(stream, printable(text) + "\n")
+    with contextlib.suppress(OSError, ValueError):
+        stream.flush()
+
+
+def write_safely(stream: TextIO, text: str) -> None:
+    """Write what the stream can take: unencodable characters escaped, a closed pipe or stream ignored."""
     try:
         try:
-            print(text, file=stream, flush=True)
+            stream.write(text)
         except UnicodeEncodeError:
             encoding = getattr(stream, "encoding", None) or "ascii"
-            print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True)
-    except (OSError, ValueError):  # a closed pipe or stream: nobody is reading
+            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+    except (OSError, ValueError):  # nobody is reading
         pass
 
 
