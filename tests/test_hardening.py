@@ -498,3 +498,81 @@ def test_a_slow_evaluation_is_durable_up_to_its_last_example(tmp_path: Path) -> 
     watcher.join()
     assert seen == [1, 2]  # each example durable while the evaluation still waits after it
     assert result["num_examples"] == 3
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["secrets", "tokens", "passwords", "hftoken", "openaikey", "creds", "pw", "dsn", "database_url", "webhook",
+     "authorization", "session_id", "hfToken", "DB_PASSWORD", "clientSecret"],
+)  # fmt: skip
+def test_secret_looking_argument_names_are_redacted(name: str) -> None:
+    """Names are matched by their parts (case, separators, plurals ignored): their values are never written."""
+    from tracked._call import simple_params
+
+    assert simple_params({name: "hunter2-very-secret"}, skip=set()) == {name: "<redacted>"}
+
+
+def test_ordinary_names_are_kept_and_url_passwords_are_redacted() -> None:
+    """max_tokens, monkey, sessions_dir stay readable; a password inside a URL argument is redacted."""
+    from tracked._call import simple_params
+
+    kept = simple_params({"max_tokens": 256, "monkey": "george", "sessions_dir": "/data"}, skip=set())
+    assert kept == {"max_tokens": "256", "monkey": "george", "sessions_dir": "/data"}
+    url = simple_params({"endpoint": "https://user:PASS1234@host/db"}, skip=set())
+    assert url == {"endpoint": "https://user:<redacted>@host/db"}
+
+
+SCALAR = '[{"type": "training_stats_scalar", "metric": "T", "variant": "v", "iter": ITER, "value": VALUE}]'
+
+
+@pytest.mark.parametrize(
+    ("what", "task_json", "metrics_line"),
+    [
+        ("nested JSON", None, "[" * 100_000 + "]" * 100_000),
+        ("hyperparams as a list", '{"id": "x", "name": "n", "hyperparams": []}', None),
+        ("a string where a mapping belongs", '{"id": "x", "name": "n", "hyperparams": "oops"}', None),
+        ("iter 1e999", None, SCALAR.replace("ITER", "1e999").replace("VALUE", "1")),
+        ("inf value", None, SCALAR.replace("ITER", "1").replace("VALUE", "Infinity")),
+        ("task.json not a mapping", "[1, 2]", None),
+    ],
+)  # fmt: skip
+def test_malformed_sessions_are_one_line_each_and_good_runs_still_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str, task_json: str | None, metrics_line: str | None
+) -> None:
+    """Each hostile session: one stderr line (exit 2) or shown as far as it reads; the good run beside it is shown."""
+    from tracked.cli import main
+
+    @tracked_eval(verbose=False, task_name="good")
+    def evaluate(dataset: list[float]) -> Iterator[float]:
+        yield from dataset
+
+    good = evaluate([1.0, 2.0]).session_dir
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "task.json").write_text(task_json or '{"id": "bad", "name": "bad"}', encoding="utf-8")
+    if metrics_line is not None:
+        (bad / "metrics.jsonl").write_text(metrics_line + "\n", encoding="utf-8")
+    capsys.readouterr()
+    for command in ("show", "compare"):
+        code = main([command, str(bad), str(good)])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err, what
+        assert "good" in out, what
+        assert code in (0, 2), what
+
+
+def test_a_path_that_does_not_exist_never_waits_for_a_configured_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server configured but not answering: a missing local path is one line at once; a task id, one line."""
+    from tracked.cli import main
+
+    monkeypatch.setenv("CLEARML_API_HOST", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", "A" * 20)
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", "S" * 30)
+    assert main(["show", "/no/such/path"]) == 2
+    assert main(["compare", "./typo.zip"]) == 2
+    assert main(["show", "0123456789abcdef"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 3
+    assert "did not answer" in err

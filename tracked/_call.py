@@ -16,7 +16,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from ._options import Settings
-from ._secrets import REDACTED, looks_secret, scrub
+from ._secrets import REDACTED, looks_secret, scrub, without_url_passwords
 
 if TYPE_CHECKING:
     import inspect
@@ -94,7 +94,7 @@ def simple_params(arguments: Mapping[str, Any], skip: set[str]) -> dict[str, str
     for name, value in arguments.items():
         if name in skip or not isinstance(value, _SIMPLE):
             continue
-        text = REDACTED if looks_secret(name) else scrub(str(value))
+        text = REDACTED if looks_secret(name) else without_url_passwords(scrub(str(value)))
         params[name] = text[:_MAX_PARAM_CHARS]
     return params
 

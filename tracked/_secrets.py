@@ -8,6 +8,7 @@ clearml.conf replaced by ``<redacted>``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -19,9 +20,22 @@ if TYPE_CHECKING:
 
 REDACTED = "<redacted>"
 _SECRET_WORDS = frozenset(
-    {"token", "secret", "password", "passwd", "pwd", "passphrase", "credential", "credentials", "auth",
-     "key", "apikey", "cookie", "private", "signature", "bearer", "jwt"}
+    {"token", "secret", "password", "passwd", "pwd", "pw", "pass", "passphrase", "credential", "cred", "auth",
+     "authorization", "key", "apikey", "cookie", "private", "signature", "bearer", "jwt", "dsn", "webhook",
+     "sessionid", "certificate", "cert", "salt", "otp", "pin"}
 )  # fmt: skip
+#: A count of tokens or keys is no secret (``max_tokens``, ``num_keys``).
+_COUNTS = frozenset({"max", "min", "num", "n", "count", "total", "limit", "per", "len", "length", "size", "top"})
+#: Words that end in "key" and are no key.
+_NOT_KEYS = frozenset({"monkey", "donkey", "turkey", "hockey", "jockey", "whiskey", "hotkey"})
+#: Word pairs that name a secret together (``database_url``, ``connection_string``).
+_SECRET_PAIRS = frozenset(
+    {("database", "url"), ("db", "url"), ("connection", "string"), ("conn", "str"), ("session", "id")}
+)
+#: Endings that mark a secret in a name written as one word (``hftoken``, ``openaikey``, ``dbpassword``).
+_SECRET_ENDINGS = ("token", "tokens", "secret", "secrets", "password", "passwords", "apikey", "apikeys", "key", "keys")
+#: ``scheme://user:PASSWORD@host``: the password part of a URL or connection string.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^@\s/]+(?=@)")
 _CREDENTIAL_ENV = (
     "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY", "CLEARML_AUTH_TOKEN",
     "TRAINS_API_ACCESS_KEY", "TRAINS_API_SECRET_KEY",
@@ -29,10 +43,24 @@ _CREDENTIAL_ENV = (
 
 
 def looks_secret(name: str) -> bool:
-    """True for names like api_key, hfToken, DB_PASSWORD, auth_header, clientSecret."""
+    """True for names like api_key, hfToken, DB_PASSWORD, auth_header, clientSecret, secrets, creds,
+    openaikey, database_url, session_id: by their parts, case and separators ignored, plurals too."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    words = re.split(r"[^A-Za-z0-9]+", spaced.lower())
-    return any(word in _SECRET_WORDS for word in words) or "apikey" in name.lower().replace("_", "")
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+    singular = [w[:-1] if w.endswith("s") and len(w) > 3 else w for w in words]
+    if _COUNTS.intersection(words):
+        return False
+    if any(word in _SECRET_WORDS for word in (*words, *singular)):
+        return True
+    if any(pair in _SECRET_PAIRS for pair in itertools.pairwise(singular)):
+        return True
+    joined = "".join(words)
+    return (joined.endswith(_SECRET_ENDINGS) and joined not in _NOT_KEYS) or "apikey" in joined
+
+
+def without_url_passwords(text: str) -> str:
+    """``https://user:PASS@host/db`` -> ``https://user:<redacted>@host/db``."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
 
 
 def credentials() -> list[str]:

@@ -70,9 +70,13 @@ def load_runs(specs: Sequence[str], problems: Problems) -> list[Session]:
             problems.add(f"{spec}: no such file or folder")
         for path in paths:
             try:
-                found = [read_session(path)] if Path(path).exists() or not _server() else _from_server(path)
+                local = Path(path).exists() or _looks_like_a_path(path) or not _server()
+                found = [read_session(path)] if local else _from_server(path)
             except SessionError as exc:
                 problems.add(str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a hostile or broken session is one line, not a traceback
+                problems.add(f"{path}: not a readable session ({type(exc).__name__}: {str(exc)[:200]})")
                 continue
             for session in found:
                 for problem in session.problems:
@@ -89,10 +93,23 @@ def _server() -> bool:
     return server_configured()
 
 
+def _looks_like_a_path(spec: str) -> bool:
+    """A RUN written as a path is never looked up on a server (a typo must not wait for one)."""
+    return os.sep in spec or spec.startswith((".", "~")) or spec.endswith(".zip")
+
+
+#: Seconds the command waits for a configured server to answer before saying it does not.
+SERVER_TIMEOUT_S = 5.0
+
+
 def _from_server(spec: str) -> list[Session]:
     """RUN that is no path, with a server configured: a task id, else every task of a project."""
     from .session import project_task_ids, read_task
+    from .sinks._clearml_setup import server_unreachable
 
+    problem = server_unreachable(SERVER_TIMEOUT_S)
+    if problem:  # ClearML itself would retry for hours
+        raise SessionError(f"{spec}: no such file or folder, and the configured ClearML server {problem}")
     try:
         return [read_task(spec)]
     except SessionError:
@@ -143,7 +160,9 @@ def show(session: Session, out: TextIO) -> None:
         print(f"\n{title}", file=out)
         width = max(map(len, series))
         for name, points in series.items():
-            values = [v for _, v in points]
+            values = [v for _, v in points if math.isfinite(v)]  # a hostile session may hold inf/nan
+            if not values:
+                continue
             first, last = points[0][0], points[-1][0]
             print(
                 f"  {name:<{width}}  {sparkline(values)}  {len(points)} points, examples {first}-{last}, "
@@ -300,7 +319,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             for number, session in enumerate(sessions):
                 if number:
                     print("\n" + "-" * 60 + "\n", file=out)
-                show(session, out)
+                try:
+                    show(session, out)
+                except (BrokenPipeError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
+                    problems.add(f"{session.path}: cannot be shown ({type(exc).__name__}: {str(exc)[:200]})")
         elif args.command == "compare" and sessions:
             out.write(render_compare(compare_frame(sessions, args.sort), args.format))
         elif args.command == "report" and sessions:

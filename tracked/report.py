@@ -86,11 +86,15 @@ def _charts(sessions: Sequence[Session], names: Sequence[str]) -> list[str]:
             for name, dash in ((metric, None), (metric + _RUNNING, "dash")):
                 points = series.get(name)
                 if points:
-                    label = name if len(sessions) == 1 else f"{run}: {name}"
+                    # plotly renders HTML in names: a name is text, escaped
+                    label = html.escape(name if len(sessions) == 1 else f"{run}: {name}")
                     xs, ys = [i for i, _ in points], [v for _, v in points]
                     figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=label, line={"dash": dash}))
         figure.update_layout(
-            title=f"{title} / {metric}", xaxis_title="example", height=360, margin={"t": 48, "b": 40, "l": 48, "r": 16}
+            title=html.escape(f"{title} / {metric}"),
+            xaxis_title="example",
+            height=360,
+            margin={"t": 48, "b": 40, "l": 48, "r": 16},
         )
         divs.append(f'<div class="chart">{figure.to_html(full_html=False, include_plotlyjs=False)}</div>')
     return divs

@@ -197,13 +197,20 @@ def read_session(path: str | Path) -> Session:
         task = json.loads(files["task.json"])
     except json.JSONDecodeError as exc:
         raise SessionError(f"{path}: task.json is not valid JSON ({exc.msg})") from None
-    session = Session(path=path, task=task if isinstance(task, dict) else {})
+    if not isinstance(task, dict):
+        raise SessionError(f"{path}: task.json is not a task")
+    for key in ("hyperparams",):  # a mapping where ClearML writes one, or nothing
+        if key in task and not isinstance(task[key], dict):
+            del task[key]
+    hyperparams = task.get("hyperparams", {})
+    task["hyperparams"] = {k: v for k, v in hyperparams.items() if isinstance(v, dict)}
+    session = Session(path=path, task=task)
     for event in _batches(files.get("metrics.jsonl", ""), "metrics.jsonl", session.problems):
         kind, title, series = event.get("type"), str(event.get("metric", "")), str(event.get("variant", ""))
         if kind == "training_stats_scalar":
             try:
                 value, iteration = float(event.get("value", "nan")), int(event.get("iter", 0))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 session.problems.append(f"metrics.jsonl: unreadable scalar event {title}/{series}")
                 continue
             if title == SINGLE_VALUE_METRIC and iteration == SINGLE_VALUE_ITER:
