@@ -57,10 +57,10 @@ UNPRINTABLE = """
     ids=["cp1252", "closed-pipe", "ascii"],
 )
 def test_a_console_that_cannot_print_leaves_the_result_and_session_whole(
-    clearml_cache: Path, tmp_path: Path, env: dict[str, str], tail: str
+    clearml_cache: Path, tmp_path: Path, env: dict[str, str], tail: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """cp1252/ascii consoles, a closed pipe, a lone surrogate: the result keeps its metrics and its session."""
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the script writes RESULT where it runs
     done = run_script(UNPRINTABLE, clearml_cache, env=env, shell_tail=tail)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
