@@ -576,3 +576,29 @@ def test_a_path_that_does_not_exist_never_waits_for_a_configured_server(
     err = capsys.readouterr().err
     assert err.count("\n") == 3
     assert "did not answer" in err
+
+
+def test_a_metric_per_example_is_bounded_and_stays_small() -> None:
+    """yield {example_id: score}: 1,000 metric names, then details; one warning; the examples stay sparse."""
+    import resource
+
+    n = 20_000
+
+    @tracked_eval(verbose=False)
+    def evaluate(dataset: range) -> Iterator[dict[str, float]]:
+        for i in dataset:
+            yield {f"example-{i}": 1.0, "acc": float(i % 2)}
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.warns(UserWarning, match="beyond the first 1000 metric names") as caught:
+        result = evaluate(range(n))
+    assert sum("metric names" in str(w.message) for w in caught) == 1
+    assert result["acc"] == 0.5
+    assert result["num_examples"] == n
+    frame = result.examples
+    assert len(frame) == n
+    assert frame.loc[n - 1, "(more metrics)"] == "example-19999=1.0"  # one column for every name past the limit
+    assert len(frame.columns) == 1000 + 1
+    assert frame["example-0"].dtype.name.startswith("Sparse")
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 1500  # 20,000 x 20,000 dense floats would be 3.2 GB

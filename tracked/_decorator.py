@@ -293,6 +293,7 @@ def tracked_eval(
     status_interval: float | None = None,
     flush_interval: float | None = None,
     resume: bool | None = None,
+    max_metrics: int | None = None,
 ) -> Callable[[F], F]: ...
 @overload
 def tracked_eval(
@@ -317,6 +318,7 @@ def tracked_eval(
     status_interval: float | None = None,
     flush_interval: float | None = None,
     resume: bool | None = None,
+    max_metrics: int | None = None,
 ) -> _Decorator: ...
 
 

@@ -66,6 +66,9 @@ class Settings(NamedTuple):
     flush_interval: float = 3.0
     #: Continue the previous run of the same evaluation if it did not complete.
     resume: bool = False
+    #: Distinct metric names at most; later new names are kept as details (a metric per example id
+    #: would take memory N x N).
+    max_metrics: int = 1000
 
 
 FIELDS: tuple[str, ...] = Settings._fields
@@ -130,12 +133,11 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
             isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _FOREVER_S
         ):
             raise SettingsError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    for name in ("max_points", "console_examples"):
+    for name in ("max_points", "console_examples", "max_metrics"):
         value = given.get(name)
-        if value is not None and (not isinstance(value, int) or value < (1 if name == "max_points" else 0)):
-            raise SettingsError(
-                f"{name} must be a {'positive' if name == 'max_points' else 'non-negative'} integer, got {value!r}"
-            )
+        positive = name != "console_examples"
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < int(positive)):
+            raise SettingsError(f"{name} must be a {'positive' if positive else 'non-negative'} integer, got {value!r}")
     return given
 
 
@@ -159,7 +161,14 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             values[name] = _parse(name, raw)
         except SettingsError as exc:
             problems.append(f"{exc}; using the default")
-    for name in ("max_points", "console_examples", "server_timeout", "flush_interval", "status_interval"):
+    for name in (
+        "max_points",
+        "console_examples",
+        "max_metrics",
+        "server_timeout",
+        "flush_interval",
+        "status_interval",
+    ):
         if name in values and name not in given:
             try:
                 check_options({name: values[name]})

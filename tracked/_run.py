@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._options import Settings
 from ._storage import Series
-from ._values import InvalidValue, as_detail, as_number, is_scalar_tensor
+from ._values import InvalidValue, as_detail, as_number, is_number_like, is_scalar_tensor
 from ._warn import warn
 
 if TYPE_CHECKING:
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from ._result import EvalResult
     from ._resume import Earlier
     from .sinks import Sink
+
+#: The detail holding, per example, the metrics named past ``max_metrics`` (``name=value; ...``).
+MORE_METRICS = "(more metrics)"
 
 #: Run states, as recorded in the session (``tracked_status``).
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"
@@ -112,6 +115,7 @@ class Run:
             self._continue(earlier)
         self.follower: Follower | None = None
         self._sealed = False
+        self._warned_names = False
         import threading  # (at the first run, not at ``import tracked``)
 
         self._owner = threading.current_thread()
@@ -153,20 +157,38 @@ class Run:
         index = self.count
         self.count = index + 1
         if type(item) is float:
-            self._metric(self.settings.default_metric, index, item)
+            self._add_value(index, None, self.settings.default_metric, item)
         elif isinstance(item, Mapping):
             self._add_mapping(index, item)
         else:
             self._add_value(index, None, self.settings.default_metric, item)
 
-    def _series(self, name: str, index: int) -> Series:
+    def _series(self, name: str, index: int) -> Series | None:
+        """The metric's series; None once ``max_metrics`` names are taken (the value is then a detail)."""
         series = self.series.get(name)
         if series is None:
+            if len(self.series) >= self.settings.max_metrics:
+                self._too_many(index, name)
+                return None
             series = self.series[name] = Series(index)
         return series
 
-    def _metric(self, name: str, index: int, value: float) -> None:
-        self._series(name, index).append(index, value)
+    def _too_many(self, index: int, name: str) -> None:
+        # ``{example_id: score}`` makes a metric per example: N x N memory. Past the limit, names are details.
+        if not self._warned_names:
+            self._warned_names = True
+            warn(
+                f"{self.name}: example {index} has a metric {name!r} beyond the first {self.settings.max_metrics} "
+                "metric names; further new names are kept as details, not metrics (option max_metrics)",
+                stacklevel=5,
+            )
+
+    def _metric(self, name: str, index: int, value: float) -> bool:
+        series = self._series(name, index)
+        if series is None:
+            return False
+        series.append(index, value)
+        return True
 
     def _add_mapping(self, index: int, item: Mapping[Any, Any]) -> None:
         details: dict[str, str] | None = None
@@ -174,24 +196,30 @@ class Run:
         for key, value in item.items():
             if type(value) is float and type(key) is str:  # the common case, inlined: no call but the append
                 series = known.get(key)
-                if series is None:
-                    series = known[key] = Series(index)
-                series.append(index, value)
-            elif type(value) is float:
-                self._metric(str(key), index, value)
-            elif value is not None:  # None: this example has no such metric
-                name = key if type(key) is str else str(key)
-                if self._add_value(index, name, name, value) is False:
-                    if details is None:
-                        details = {}
+                if series is not None:
+                    series.append(index, value)
+                    continue
+            if value is None:  # this example has no such metric
+                continue
+            name = key if type(key) is str else str(key)
+            if self._add_value(index, name, name, value) is False:  # text, or no room for another metric
+                if details is None:
+                    details = {}
+                if name in self.series or not self._warned_names or not is_number_like(value):
                     details[name] = as_detail(value)
+                else:  # a metric name past max_metrics: one column for all of them, not one per name
+                    extra = details.get(MORE_METRICS)
+                    details[MORE_METRICS] = f"{extra}; {name}={value}" if extra else f"{name}={value}"
         if details:
             self.details.append((index, details))
 
     def _add_value(self, index: int, field: str | None, name: str, value: Any) -> bool:
-        """Record a value that is not a plain float; False when it is a field's detail (not numeric)."""
+        """Record a value that is not a plain float; False when it is a field's detail (not numeric, or no room)."""
         if is_scalar_tensor(value):
-            self._series(name, index).defer(index, value)
+            series = self._series(name, index)
+            if series is None:
+                return field is None
+            series.defer(index, value)
             return True
         try:
             number = as_number(value)
@@ -199,8 +227,7 @@ class Run:
             self._skip(index, field, str(exc))
             return True
         if number is not None:
-            self._metric(name, index, number)
-            return True
+            return self._metric(name, index, number) or field is None
         if field is not None:
             return False
         self._skip(index, None, f"{type(value).__name__} is neither a number nor a mapping of metric -> number")

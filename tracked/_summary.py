@@ -122,7 +122,8 @@ def examples_frame(run: Run) -> pd.DataFrame:
         else:
             column = np.full(run.count, np.nan)
             column[series.frozen_index()] = values
-            columns[name] = column
+            # A metric few examples have is stored sparse: memory follows the values yielded, not N per name.
+            columns[name] = pd.arrays.SparseArray(column) if 4 * len(values) < run.count else column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
     kept = [(i, d) for i, d in run.details if i < run.count]
     if kept:

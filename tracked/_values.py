@@ -44,6 +44,11 @@ def as_number(value: Any) -> float | None:
         raise InvalidValue(f"{type(value).__name__} {_short(value)} has no float value ({exc})") from None
 
 
+def is_number_like(value: Any) -> bool:
+    """A value ``as_number`` would take (a metric, had there been room for its name)."""
+    return not isinstance(value, (str, bytes, bytearray)) and hasattr(value, "__float__")
+
+
 def as_detail(value: Any) -> str:
     """An example detail as text: details are only ever written, never evaluated."""
     return value if isinstance(value, str) else repr(value)
