@@ -157,7 +157,11 @@ class Run:
         index = self.count
         self.count = index + 1
         if type(item) is float:
-            self._add_value(index, None, self.settings.default_metric, item)
+            series = self.series.get(self.settings.default_metric)
+            if series is not None:  # the common case, inlined
+                series.append(index, item)
+            else:
+                self._add_value(index, None, self.settings.default_metric, item)
         elif isinstance(item, Mapping):
             self._add_mapping(index, item)
         else:
