@@ -86,15 +86,22 @@ def test_a_daemon_thread_still_yielding_at_exit_is_saved_as_stopped(clearml_cach
         import threading, time
         from tracked import tracked_eval
 
+        started = threading.Event()
+
         @tracked_eval(verbose=False)
         def evaluate():
             i = 0
-            while True:
+            while True:  # still yielding when the interpreter exits (a few hundred thousand examples)
                 i += 1
+                if i == 1000:
+                    started.set()
+                if i % 1000 == 0:
+                    time.sleep(0.001)
                 yield {"acc": float(i % 2), "loss": 0.5}
 
         threading.Thread(target=evaluate, daemon=True).start()
-        time.sleep(6)
+        started.wait(60)
+        time.sleep(1)
         """,
         clearml_cache,
     )

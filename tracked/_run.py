@@ -115,6 +115,7 @@ class Run:
             self._continue(earlier)
         self.follower: Follower | None = None
         self._sealed = False
+        self.halted = False  # ended by the exit hook or a signal: the process is going
         self._warned_names = False
         import threading  # (at the first run, not at ``import tracked``)
 
@@ -153,6 +154,8 @@ class Run:
     def add(self, item: Any) -> None:
         """Record one yielded example (index = number of examples before it)."""
         if self._sealed:  # the run was ended (an exit hook, a signal) while the evaluation went on
+            if self.halted:  # the process is ending: a thread spinning here must not starve the end's writing
+                time.sleep(0.05)
             return
         index = self.count
         self.count = index + 1

@@ -234,7 +234,8 @@ class ClearMLSink:
             logger = task.get_logger()
             named = {self.name(metric): value for metric, value in result.items()}
             log_metrics(logger, named, run.settings.table_title, series=self.prefix or TABLE_SERIES)
-            self._save_examples(task, result)
+            if not run.halted:  # ending with the process (exit, signal): the examples are in the journal already
+                self._save_examples(task, result)
             logger.report_text(summary_text(run, result), print_console=False)
             if run.call.params:
                 task.update_parameters({f"Args/{self.name(k)}": v for k, v in run.call.params.items()})
