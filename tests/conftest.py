@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,12 @@ def clearml_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for key in [k for k in os.environ if k.startswith(("CLEARML_", "TRAINS_"))]:
         del os.environ[key]
     os.environ.update(environ)
+
+
+@pytest.fixture
+def children() -> Iterator[list[Any]]:
+    """Child processes a test started (anything with ``kill()``); any still running at its end are killed."""
+    started: list[Any] = []
+    yield started
+    for child in started:
+        child.kill()

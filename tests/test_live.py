@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +70,6 @@ class Child:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=TIMEOUT)
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    """Children a test started; any still running at its end are killed."""
-    started: list[Child] = []
-    yield started
-    for child in started:
-        child.kill()
 
 
 def journal_state(session: Path) -> dict[str, Any] | None:

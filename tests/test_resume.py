@@ -111,15 +111,6 @@ class Child:
             self.proc.wait(timeout=TIMEOUT)
 
 
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    """Children a test started; any still running at its end are killed."""
-    started: list[Child] = []
-    yield started
-    for child in started:
-        child.kill()
-
-
 def journal_count(session: Path) -> int:
     try:
         return int(json.loads((session / "tracked" / "0" / "run.json").read_text())["count"])
