@@ -292,9 +292,11 @@ def test_a_fork_pool_inside_an_evaluation_never_writes_into_the_parents_task(cle
 
         @tracked_eval(verbose=False, task_name="outer")
         def outer():
-            with mp.get_context("fork").Pool(2) as pool:
-                for metrics in pool.map(work, range(4)):
-                    yield {"inner_score": metrics["score"]}
+            pool = mp.get_context("fork").Pool(2)
+            for metrics in pool.map(work, range(4)):
+                yield {"inner_score": metrics["score"]}
+            pool.close()  # workers end on their own: one killed by terminate() may hold ClearML's semaphore
+            pool.join()
 
         print("RESULT", dict(outer()))
         """,
