@@ -350,8 +350,18 @@ def test_a_fork_while_a_task_is_being_created_does_not_deadlock_the_child(clearm
     assert "CHILD 0" in done.stdout
 
 
-def test_a_server_that_stops_answering_does_not_hold_the_result(tmp_path: Path) -> None:
-    """events.add_batch never answers: the call still returns its full result, saved locally, within its deadline."""
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ("events.add_batch", "no answer within 10 s"),  # reporting
+        ("tasks.create", "did not create the task within 10 s"),  # logins answered, task creation not
+        ("auth.login", None),  # debug.ping answered, the API not: an offline session instead
+    ],
+)
+def test_a_server_that_stops_answering_does_not_hold_the_result(
+    tmp_path: Path, endpoint: str, problem: str | None
+) -> None:
+    """One endpoint never answers: the call still returns its full result, saved, within its deadline."""
     from clearml_server import StandInServer
 
     script = tmp_path / "stalled.py"
@@ -367,26 +377,35 @@ def test_a_server_that_stops_answering_does_not_hold_the_result(tmp_path: Path) 
                     yield float(x)
 
             result = evaluate(list(range(100)))
-            print("RETURNED", json.dumps({"score": result["score"], "saved_to": str(result.saved_to)}), flush=True)
+            print("RETURNED", json.dumps({"score": result["score"], "saved_to": str(result.saved_to),
+                                          "session_dir": str(result.session_dir)}), flush=True)
             """
         ),
         encoding="utf-8",
     )
-    with StandInServer(hang={"events.add_batch"}) as server:
+    with StandInServer(hang={endpoint}) as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
         env.update(HOME=str(tmp_path), CLEARML_CACHE_DIR=str(tmp_path / "cache"), **server.env())
-        proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         try:
             assert proc.stdout is not None
+            assert proc.stderr is not None
             returned = next((line for line in proc.stdout if line.startswith("RETURNED")), "")
         finally:
             proc.kill()
+            stderr = proc.stderr.read()
             proc.wait(30)
     assert returned, "the call never returned"
     result = json.loads(returned.split(" ", 1)[1])
     assert result["score"] == 49.5
-    saved = json.loads((Path(result["saved_to"]) / "metrics.json").read_text())
-    assert "no answer within 10 s" in " ".join(saved["problems"])
+    if problem is None:
+        assert "did not answer" in stderr
+        assert (Path(result["session_dir"]) / "metrics.jsonl").is_file()  # ClearML's offline session
+    else:
+        saved = json.loads((Path(result["saved_to"]) / "metrics.json").read_text())
+        assert problem in " ".join(saved["problems"])
 
 
 def test_a_run_that_cannot_start_tracking_still_returns_its_result(monkeypatch: pytest.MonkeyPatch) -> None:

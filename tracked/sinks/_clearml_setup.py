@@ -106,36 +106,66 @@ def restore(offline_before: bool | None, environ_before: dict[str, str] | None) 
     from clearml import Task
 
     if offline_before is not None and Task.is_offline() != offline_before:
-        Task.set_offline(offline_before)
+        if offline_before:
+            Task.set_offline(True)
+        else:
+            _back_online()
     if environ_before is not None:
         _restore_clearml_environ(environ_before)
 
 
-def server_unreachable(timeout: float) -> str | None:
-    """Why the configured server cannot be used, or None when it answers within ``timeout`` seconds.
+def _back_online() -> None:
+    """``Task.set_offline(False)``, without waiting for the server.
 
-    ClearML itself retries an unreachable server for hours; any HTTP answer
-    (even an error status) means someone is there.
+    ClearML logs every session in again when going back online, waiting for
+    ever on a server that does not answer (the reason the run went offline).
+    The flags are set here; the login runs in a daemon thread.
     """
+    from clearml.backend_api.session.defs import ENV_OFFLINE_MODE
+    from clearml.backend_api.session.session import Session
+    from clearml.backend_interface.base import InterfaceBase
+
+    ENV_OFFLINE_MODE.set(False)
+    InterfaceBase._offline_mode = False
+    Session._offline_mode = False
+    threading.Thread(target=Session._make_all_sessions_go_online, name="tracked-online", daemon=True).start()
+
+
+def server_unreachable(timeout: float) -> str | None:
+    """Why the configured server cannot be used, or None when its API answers within ``timeout`` seconds.
+
+    ClearML itself retries an unreachable server for hours. A server that
+    answers ``debug.ping`` can still leave every API call unanswered, so the
+    probe is a login with the configured credentials: any HTTP answer (even
+    an error status) means the API is there.
+    """
+    import base64
     import urllib.error
     import urllib.request
 
-    from clearml.backend_api.session.defs import ENV_HOST
+    from clearml.backend_api.session.defs import ENV_ACCESS_KEY, ENV_AUTH_TOKEN, ENV_HOST, ENV_SECRET_KEY
     from clearml.backend_api.session.session import Session
     from clearml.config import config_obj
 
     # The same order ClearML uses, down to its default: the hosted service.
     host = ENV_HOST.get() or config_obj.get("api.api_server", None) or config_obj.get("api.host", None)
-    host = host or Session.default_host
-    url = f"{str(host).rstrip('/')}/debug.ping"
+    host = str(host or Session.default_host).rstrip("/")
+    token = ENV_AUTH_TOKEN.get()
+    access = ENV_ACCESS_KEY.get() or config_obj.get("api.credentials.access_key", None)
+    secret = ENV_SECRET_KEY.get() or config_obj.get("api.credentials.secret_key", None)
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif access and secret:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{access}:{secret}".encode()).decode()
     try:
-        with urllib.request.urlopen(url, timeout=timeout):
+        with urllib.request.urlopen(urllib.request.Request(f"{host}/auth.login", headers=headers), timeout=timeout):
             return None
     except urllib.error.HTTPError:
         return None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return f"did not answer at {host} within {timeout:g} s ({reason})"
+        return f"its API did not answer at {host} within {timeout:g} s ({reason})"
 
 
 def clearml_environ() -> dict[str, str]:

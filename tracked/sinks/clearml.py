@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -117,6 +118,66 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _TaskInit:
+    """``Task.init`` for a run, optionally in a thread of its own with a deadline.
+
+    ClearML retries an API call that goes unanswered for hours. Past the
+    deadline the run goes on without ClearML (the journal and the local sink
+    keep it); should ClearML finish later after all, its task is closed at
+    once, so that no later run joins a task nobody reports into.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._task: Task | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._done = self._abandoned = False
+
+    def run(self) -> None:
+        from clearml import Task
+
+        settings = self._run.settings
+        hooks = (sys.excepthook, sys.exit)
+        try:
+            self._task = Task.init(
+                project_name=settings.project,
+                task_name=settings.task_name or self._run.name,
+                reuse_last_task_id=False,
+                auto_connect_arg_parser=False,
+                auto_connect_frameworks=dict.fromkeys(FRAMEWORKS, False),
+                auto_resource_monitoring=False,
+                auto_connect_streams=False,
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by task()
+            self._error = exc
+        with self._lock:
+            self._done = True
+            abandoned = self._abandoned
+        if abandoned:  # too late: nobody reports into it
+            sys.excepthook, sys.exit = hooks
+            if self._task is not None:
+                with contextlib.suppress(Exception):
+                    self._task.mark_failed(status_reason="tracked stopped waiting for the server")
+                    self._task.close()
+
+    def within(self, seconds: float) -> None:
+        worker = threading.Thread(target=self.run, name="tracked-task-init", daemon=True)
+        worker.start()
+        worker.join(seconds)
+        with self._lock:
+            if self._done:
+                return
+            self._abandoned = True
+            self._error = TimeoutError(f"the server did not create the task within {seconds:g} s")
+
+    def task(self) -> Task:
+        if self._error is not None:
+            raise self._error
+        assert self._task is not None
+        return self._task
+
+
 class ClearMLSink:
     """Opens (or joins) the ClearML task at the start of a run, reports and releases it at the end."""
 
@@ -184,17 +245,14 @@ class ClearMLSink:
         # The forked reporter costs 1-3 ms per event and ~10 s at close;
         # in-process it is ~25 us and ~0.02 s. Class attribute, read by Task.init.
         Task._report_subprocess_enabled = False  # type: ignore[assignment]
+        init = _TaskInit(run)
         try:
             with process_untouched(), guarded_stdout(quiet=not run.settings.verbose):
-                task: Task = Task.init(
-                    project_name=run.settings.project,
-                    task_name=run.settings.task_name or run.name,
-                    reuse_last_task_id=False,
-                    auto_connect_arg_parser=False,
-                    auto_connect_frameworks=dict.fromkeys(FRAMEWORKS, False),
-                    auto_resource_monitoring=False,
-                    auto_connect_streams=False,
-                )
+                if offline:
+                    init.run()
+                else:  # a server that takes logins but leaves task creation unanswered must not hold the evaluation
+                    init.within(max(10.0, SERVER_WAITS * run.settings.server_timeout))
+            task = init.task()
         except BaseException:
             restore(offline_before, environ_before)
             raise
