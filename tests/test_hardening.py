@@ -630,3 +630,56 @@ def test_a_metric_per_example_is_bounded_and_stays_small() -> None:
     assert frame["example-0"].dtype.name.startswith("Sparse")
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 1500  # 20,000 x 20,000 dense floats would be 3.2 GB
+
+
+PEAK = (
+    "import atexit, resource, sys; from tracked.cli import main; atexit.register(lambda: print("
+    "'PEAK_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)); "
+    "sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _cli_in_a_child(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str, int]:
+    """``tracked ARGS`` in a fresh process: exit code, stdout, stderr and its peak RSS in MB."""
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    peak = int(done.stderr.rsplit("PEAK_MB", 1)[1])
+    return done.returncode, done.stdout, done.stderr, peak
+
+
+def test_hostile_sizes_are_refused_or_capped_and_the_good_run_still_shown(tmp_path: Path) -> None:
+    """A zip bomb is one line; an oversized file is read up to the cap; a 64 MB line is skipped; RSS stays small."""
+    import zipfile
+
+    @tracked_eval(verbose=False, task_name="good")
+    def evaluate(dataset: list[float]) -> Iterator[float]:
+        yield from dataset
+
+    good = str(evaluate([1.0, 2.0]).session_dir)
+    task_json = '{"id": "bad", "name": "bad"}'
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("s/task.json", task_json)
+        archive.writestr("s/metrics.jsonl", b" " * (256 * 2**20))
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    (huge / "task.json").write_text(task_json)
+    with (huge / "metrics.jsonl").open("w") as file:
+        file.write("[" + " " * (64 * 2**20) + "]\n")  # one 64 MB line
+        line = SCALAR.replace("ITER", "1").replace("VALUE", "0.5") + "\n"
+        file.write(line * (12 * 2**20 // len(line)))  # 12 MB of ordinary lines
+
+    code, out, err, _ = _cli_in_a_child(["show", str(bomb), good])
+    assert code == 2
+    assert "bomb.zip: refused, s/metrics.jsonl would expand" in err
+    assert "good" in out
+    code, out, err, peak = _cli_in_a_child(["show", str(huge), good], env={"TRACKED_MAX_READ_MB": "8"})
+    assert code == 2
+    assert "line 1: longer than 16 MB, skipped" in err
+    assert "only its first 8 MB read" in err
+    assert "good" in out
+    assert "Traceback" not in err
+    _, _, _, baseline = _cli_in_a_child(["show", good])
+    assert peak < baseline + 64, (peak, baseline)  # the 64 MB line and the 76 MB file were never held whole

@@ -39,6 +39,7 @@ FORMAT = 1
 FOLDER = "tracked"
 STATE = "run.json"
 DETAILS = "details.jsonl"
+MAX_STATE_BYTES = 16 * 2**20
 LOCK = "lock"
 #: Claimed (flock) by a process resuming this run, so a second one cannot.
 RESUME_LOCK = "resume.lock"
@@ -122,16 +123,17 @@ class Source(Protocol):
     #: The folder itself (a writer may be alive there); None for a copy (a zip): no writer can be.
     folder: Path | None
 
-    def read(self, name: str) -> bytes: ...  # raises OSError or KeyError when missing
+    def read(self, name: str, limit: int = -1) -> bytes: ...  # at most limit bytes; OSError/KeyError if missing
 
 
 @dataclass
 class FolderSource:
     folder: Path | None
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, limit: int = -1) -> bytes:
         assert self.folder is not None
-        return (self.folder / name).read_bytes()
+        with (self.folder / name).open("rb") as file:
+            return file.read(limit)
 
 
 @dataclass
@@ -173,8 +175,8 @@ def _read_array(source: Source, name: str, dtype: str, size: int, problems: list
     if not size:
         return np.empty(0, dtype=dtype)
     try:
-        data = source.read(name)
-    except (OSError, KeyError) as exc:
+        data = source.read(name, size * np.dtype(dtype).itemsize)
+    except (OSError, KeyError, ValueError) as exc:
         problems.append(f"{name}: unreadable ({exc})")
         return np.empty(0, dtype=dtype)
     width = np.dtype(dtype).itemsize
@@ -184,10 +186,13 @@ def _read_array(source: Source, name: str, dtype: str, size: int, problems: list
     return np.frombuffer(data, dtype=dtype, count=have).astype(dtype[1:], copy=True)
 
 
-def read_journal(where: Path | Source, with_data: bool = True) -> Journal:
-    """The journal in a folder (or other source); raises OSError / KeyError / ValueError when there is none."""
+def read_journal(where: Path | Source, with_data: bool = True, limit: int | None = None) -> Journal:
+    """The journal in a folder (or other source); raises OSError / KeyError / ValueError when there is none.
+
+    ``limit`` caps the bytes read from any one file (``tracked show`` on a hostile or huge session).
+    """
     source = FolderSource(where) if isinstance(where, Path) else where
-    state = json.loads(source.read(STATE).decode("utf-8"))
+    state = json.loads(source.read(STATE, MAX_STATE_BYTES).decode("utf-8"))
     if not isinstance(state, dict):
         raise ValueError(f"{STATE}: not a run record")
     folder = source.folder
@@ -197,6 +202,9 @@ def read_journal(where: Path | Source, with_data: bool = True) -> Journal:
         return journal
     for name, entry in dict(state.get("series", {})).items():
         size = int(entry["size"])
+        if limit is not None and size * 8 > limit:
+            journal.problems.append(f"{entry['file']}: only its first {limit // 2**20} MB read")
+            size = limit // 8
         values = _read_array(source, f"{entry['file']}.values", "<f8", size, journal.problems)
         if entry.get("dense_start") is not None:
             indices = np.arange(int(entry["dense_start"]), int(entry["dense_start"]) + len(values), dtype=np.int64)
@@ -205,9 +213,12 @@ def read_journal(where: Path | Source, with_data: bool = True) -> Journal:
         n = min(len(values), len(indices))
         journal.series[str(name)] = (indices[:n], values[:n])
     committed = int(dict(state.get("details", {})).get("bytes", 0))
+    if limit is not None and committed > limit:
+        journal.problems.append(f"{DETAILS}: only its first {limit // 2**20} MB read")
+        committed = limit
     if committed:
         try:
-            text = source.read(DETAILS)[:committed].decode("utf-8")
+            text = source.read(DETAILS, committed).decode("utf-8", errors="replace")
         except (OSError, KeyError, UnicodeDecodeError) as exc:
             journal.problems.append(f"{DETAILS}: unreadable ({exc})")
             text = ""

@@ -13,12 +13,16 @@ holds the examples recorded so far.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import math
+import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +32,11 @@ if TYPE_CHECKING:
 #: ClearML marks single values with this iteration, under the metric "Summary".
 SINGLE_VALUE_ITER = -(2**31)
 SINGLE_VALUE_METRIC = "Summary"
+SESSION_FILES = ("task.json", "metrics.jsonl", "log.jsonl")
+#: Reading is capped per file (``TRACKED_MAX_READ_MB``) and per line; a zip member expanding more is refused.
+DEFAULT_READ_MB = 256.0
+MAX_LINE_BYTES = 16 * 2**20
+MAX_ZIP_RATIO = 200
 
 
 class SessionError(ValueError):
@@ -123,14 +132,39 @@ class Session:
         }
 
 
-def _batches(text: str, filename: str, problems: list[str]) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(text.splitlines(), 1):
+def read_limit() -> int:
+    """Bytes read at most from one session file (``TRACKED_MAX_READ_MB``, default 256 MB)."""
+    try:
+        megabytes = float(os.environ.get("TRACKED_MAX_READ_MB", "") or DEFAULT_READ_MB)
+    except ValueError:
+        megabytes = DEFAULT_READ_MB
+    return int(max(megabytes, 1.0) * 2**20) if math.isfinite(megabytes) else 2**62
+
+
+def _batches(stream: IO[bytes], filename: str, problems: list[str]) -> Iterator[dict[str, Any]]:
+    """The events of a jsonl file, read line by line: memory follows the events kept, not the file's size."""
+    limit, read, number = read_limit(), 0, 0
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        read += len(line)
+        if len(line) > MAX_LINE_BYTES:  # skip the rest of the line without holding it
+            while line and not line.endswith(b"\n") and read <= limit:
+                line = stream.readline(MAX_LINE_BYTES)
+                read += len(line)
+            problems.append(f"{filename} line {number}: longer than {MAX_LINE_BYTES // 2**20} MB, skipped")
+            continue
+        if read > limit:
+            problems.append(f"{filename}: only its first {limit // 2**20} MB read (TRACKED_MAX_READ_MB raises it)")
+            return
         if not line.strip():
             continue
         try:
             batch = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{filename} line {number}: not JSON ({exc.msg})")
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested past Python's limit
+            problems.append(f"{filename} line {number}: not JSON ({type(exc).__name__})")
             continue
         for event in batch if isinstance(batch, list) else [batch]:
             if isinstance(event, dict):
@@ -145,58 +179,102 @@ class _ZipSource:
     def __init__(self, archive: zipfile.ZipFile, prefix: str) -> None:
         self._archive, self._prefix = archive, prefix
 
-    def read(self, name: str) -> bytes:
-        return self._archive.read(self._prefix + name)
+    def read(self, name: str, limit: int = -1) -> bytes:
+        info = self._archive.getinfo(self._prefix + name)
+        _refuse_absurd(info)
+        with self._archive.open(info) as stream:
+            return stream.read(limit)
 
 
-def _journal(path: Path) -> Journal | None:
+def _journal(path: Path, problems: list[str]) -> Journal | None:
     """The session's first journal (the run that opened the task), or None."""
     from . import _journal as journal
 
     try:
         if path.is_dir():
             folder = path / journal.FOLDER / "0"
-            return journal.read_journal(folder) if (folder / journal.STATE).is_file() else None
+            return journal.read_journal(folder, limit=read_limit()) if (folder / journal.STATE).is_file() else None
         with zipfile.ZipFile(path) as archive:
             for name in archive.namelist():
                 if name.endswith(f"{journal.FOLDER}/0/{journal.STATE}"):
-                    return journal.read_journal(_ZipSource(archive, name[: -len(journal.STATE)]))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+                    source = _ZipSource(archive, name[: -len(journal.STATE)])
+                    return journal.read_journal(source, limit=read_limit())
+    except SessionError as exc:
+        problems.append(f"journal: {exc}")
+    except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile):
         return None
     return None
 
 
-def _files(path: Path) -> dict[str, str]:
-    names = ("task.json", "metrics.jsonl", "log.jsonl")
+def _refuse_absurd(info: zipfile.ZipInfo, path: Path | None = None) -> None:
+    """A zip member that would expand absurdly (a zip bomb) is refused: zipfile never yields more than
+    the declared size, so the declared sizes are what to check."""
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > 2**20 and ratio > MAX_ZIP_RATIO:
+        raise SessionError(
+            f"{path or 'zip'}: refused, {info.filename} would expand {ratio:,.0f} times "
+            f"(to {info.file_size / 2**20:,.0f} MB); not a session tracked or ClearML wrote"
+        )
+
+
+def _opener(file: Path) -> Callable[[], IO[bytes]]:
+    return lambda: file.open("rb")
+
+
+@contextlib.contextmanager
+def _files(path: Path) -> Iterator[dict[str, Callable[[], IO[bytes]]]]:
+    """Openers for the session's files, in its folder or its zip; a zip that would expand absurdly is refused."""
     if path.is_dir():
-        return {name: (path / name).read_text(encoding="utf-8") for name in names if (path / name).is_file()}
-    if path.is_file():
-        try:
-            with zipfile.ZipFile(path) as archive:
-                found: dict[str, str] = {}
-                for info in archive.infolist():
-                    base = info.filename.rsplit("/", 1)[-1]
-                    if base in names and base not in found:
-                        found[base] = archive.read(info).decode("utf-8")
-                return found
-        except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
-            raise SessionError(f"{path}: not a readable session zip ({exc})") from None
-    raise SessionError(f"{path}: no such file or folder")
+        yield {name: _opener(path / name) for name in SESSION_FILES if (path / name).is_file()}
+        return
+    if not path.is_file():
+        raise SessionError(f"{path}: no such file or folder")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SessionError(f"{path}: not a readable session zip ({exc})") from None
+    with archive:
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            base = info.filename.rsplit("/", 1)[-1]
+            if base in SESSION_FILES and base not in members:
+                members[base] = info
+        for info in members.values():
+            _refuse_absurd(info, path)
+        yield {base: functools.partial(archive.open, info) for base, info in members.items()}
 
 
 def read_session(path: str | Path) -> Session:
     """Parse the offline session at ``path`` (a session folder or its zip)."""
     path = Path(path)
     try:
-        files = _files(path)
-    except OSError as exc:
+        with _files(path) as files:
+            session = _parse(path, files)
+    except (OSError, zipfile.BadZipFile) as exc:
         raise SessionError(f"{path}: cannot read ({exc})") from None
+    session.journal = journal = _journal(path, session.problems)
+    if journal is not None:
+        session.problems.extend(f"journal: {problem}" for problem in journal.problems)
+        if not session.single_values:  # not ended (running, or died): the means over the examples recorded
+            session.single_values = {
+                **journal.means(),
+                "num_examples": float(journal.count),
+                "duration_seconds": float(journal.state.get("duration", 0.0)),
+            }
+    return session
+
+
+def _parse(path: Path, files: dict[str, Callable[[], IO[bytes]]]) -> Session:
     if "task.json" not in files:
         raise SessionError(f"{path}: not an offline ClearML session (no task.json)")
+    with files["task.json"]() as stream:
+        text = stream.read(MAX_LINE_BYTES + 1)
+    if len(text) > MAX_LINE_BYTES:
+        raise SessionError(f"{path}: task.json is larger than {MAX_LINE_BYTES // 2**20} MB")
     try:
-        task = json.loads(files["task.json"])
-    except json.JSONDecodeError as exc:
-        raise SessionError(f"{path}: task.json is not valid JSON ({exc.msg})") from None
+        task = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise SessionError(f"{path}: task.json is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(task, dict):
         raise SessionError(f"{path}: task.json is not a task")
     for key in ("hyperparams",):  # a mapping where ClearML writes one, or nothing
@@ -205,7 +283,7 @@ def read_session(path: str | Path) -> Session:
     hyperparams = task.get("hyperparams", {})
     task["hyperparams"] = {k: v for k, v in hyperparams.items() if isinstance(v, dict)}
     session = Session(path=path, task=task)
-    for event in _batches(files.get("metrics.jsonl", ""), "metrics.jsonl", session.problems):
+    for event in _events(files, "metrics.jsonl", session.problems):
         kind, title, series = event.get("type"), str(event.get("metric", "")), str(event.get("variant", ""))
         if kind == "training_stats_scalar":
             try:
@@ -221,18 +299,15 @@ def read_session(path: str | Path) -> Session:
             table = _table(title, series, event.get("plot_str", ""))
             if table is not None:
                 session.tables[title] = table
-    messages = [str(e.get("msg", "")) for e in _batches(files.get("log.jsonl", ""), "log.jsonl", session.problems)]
+    messages = [str(e.get("msg", "")) for e in _events(files, "log.jsonl", session.problems)]
     session.console = "\n".join(messages)
-    session.journal = journal = _journal(path)
-    if journal is not None:
-        session.problems.extend(f"journal: {problem}" for problem in journal.problems)
-        if not session.single_values:  # not ended (running, or died): the means over the examples recorded
-            session.single_values = {
-                **journal.means(),
-                "num_examples": float(journal.count),
-                "duration_seconds": float(journal.state.get("duration", 0.0)),
-            }
     return session
+
+
+def _events(files: dict[str, Callable[[], IO[bytes]]], name: str, problems: list[str]) -> Iterator[dict[str, Any]]:
+    if name in files:
+        with files[name]() as stream:
+            yield from _batches(stream, name, problems)
 
 
 def _table(title: str, series: str, plot_str: Any) -> Table | None:
