@@ -632,9 +632,10 @@ def test_a_metric_per_example_is_bounded_and_stays_small() -> None:
     assert grown_mb < 1500  # 20,000 x 20,000 dense floats would be 3.2 GB
 
 
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would count the forking pytest process.
 PEAK = (
-    "import atexit, resource, sys; from tracked.cli import main; atexit.register(lambda: print("
-    "'PEAK_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)); "
+    "import atexit, re, sys; from tracked.cli import main; atexit.register(lambda: print('PEAK_MB', "
+    "int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) // 1024, file=sys.stderr)); "
     "sys.exit(main(sys.argv[1:]))"
 )
 
