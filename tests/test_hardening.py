@@ -684,3 +684,36 @@ def test_hostile_sizes_are_refused_or_capped_and_the_good_run_still_shown(tmp_pa
     assert "Traceback" not in err
     _, _, _, baseline = _cli_in_a_child(["show", good])
     assert peak < baseline + 64, (peak, baseline)  # the 64 MB line and the 76 MB file were never held whole
+
+
+LARGE_DETAILS = """
+    import re
+    from tracked import tracked_eval
+
+    def peak():
+        return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) // 1024
+
+    @tracked_eval(verbose=False, flush_interval=0.2)
+    def evaluate(n):
+        for i in range(n):
+            yield {"score": float(i), "answer": str(i % 10) * 2**20}  # a different 1 MB text each
+
+    base = peak()
+    result = evaluate(N)
+    print("GROWTH", peak() - base)
+    print("SESSION", result.session_dir)
+    print("CELL", result.examples["answer"][3][-80:])
+"""
+
+
+def test_large_details_keep_the_runs_memory_bounded(clearml_cache: Path) -> None:
+    """300 details of 1 MB: memory grows far less than 300 MB; the full texts are on disk, previews marked."""
+    done = run_script(LARGE_DETAILS.replace("N)", "300)"), clearml_cache)
+    assert done.returncode == 0, done.stderr
+    out = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    assert int(out["GROWTH"]) < 150, out["GROWTH"]
+    assert out["CELL"].endswith("[1,048,576 characters in all; the full text is in long-details.jsonl]")
+    session = Path(out["SESSION"])
+    lines = (session / "tracked" / "0" / "long-details.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 300
+    assert json.loads(lines[3]) == [3, "answer", "3" * 2**20]

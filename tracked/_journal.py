@@ -39,6 +39,8 @@ FORMAT = 1
 FOLDER = "tracked"
 STATE = "run.json"
 DETAILS = "details.jsonl"
+#: Details longer than ``_run.LONG_DETAIL``, whole, one ``[index, field, text]`` per line, written as they come.
+LONG_DETAILS = "long-details.jsonl"
 MAX_STATE_BYTES = 16 * 2**20
 LOCK = "lock"
 #: Claimed (flock) by a process resuming this run, so a second one cannot.

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._journal import LONG_DETAILS
 from ._options import Settings
 from ._storage import Series
 from ._values import InvalidValue, as_detail, as_number, is_number_like, is_scalar_tensor
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from ._resume import Earlier
     from .sinks import Sink
 
+#: Characters of a detail kept in memory; a longer one goes to the journal at once (memory stays bounded).
+LONG_DETAIL = 4096
 #: The detail holding, per example, the metrics named past ``max_metrics`` (``name=value; ...``).
 MORE_METRICS = "(more metrics)"
 
@@ -93,6 +96,8 @@ class Run:
         self.series: dict[str, Series] = {}
         #: (example index, field -> text) for examples that have details.
         self.details: list[tuple[int, dict[str, str]]] = []
+        #: Writes a long detail to disk at once (the journal sets it); False when it could not.
+        self.spill: Callable[[int, str, str], bool] | None = None
         #: field (None: the whole item) -> (number of values skipped, first message).
         self.skipped: dict[str | None, tuple[int, str]] = {}
         self.returned: Any = None
@@ -213,12 +218,19 @@ class Run:
                 if details is None:
                     details = {}
                 if name in self.series or not self._warned_names or not is_number_like(value):
-                    details[name] = as_detail(value)
+                    text = as_detail(value)
+                    details[name] = text if len(text) <= LONG_DETAIL else self._long(index, name, text)
                 else:  # a metric name past max_metrics: one column for all of them, not one per name
                     extra = details.get(MORE_METRICS)
                     details[MORE_METRICS] = f"{extra}; {name}={value}" if extra else f"{name}={value}"
         if details:
             self.details.append((index, details))
+
+    def _long(self, index: int, name: str, text: str) -> str:
+        """A detail too long to keep in memory: written to the journal now, a marked preview kept."""
+        if self.spill is None or not self.spill(index, name, text):
+            return text  # nowhere to put it: kept whole rather than lost
+        return f"{text[:LONG_DETAIL]}… [{len(text):,} characters in all; the full text is in {LONG_DETAILS}]"
 
     def _add_value(self, index: int, field: str | None, name: str, value: Any) -> bool:
         """Record a value that is not a plain float; False when it is a field's detail (not numeric, or no room)."""

@@ -294,6 +294,7 @@ class ClearMLSink:
             log_metrics(logger, named, run.settings.table_title, series=self.prefix or TABLE_SERIES)
             if not run.halted:  # ending with the process (exit, signal): the examples are in the journal already
                 self._save_examples(task, result)
+                self._save_long_details(task, run)
             logger.report_text(summary_text(run, result), print_console=False)
             if run.call.params:
                 task.update_parameters({f"Args/{self.name(k)}": v for k, v in run.call.params.items()})
@@ -353,6 +354,17 @@ class ClearMLSink:
             wait_on_upload=True,
             preview=f"{len(examples):,} examples; columns: {', '.join(map(str, examples.columns))}",
         )
+
+    def _save_long_details(self, task: Task, run: Run) -> None:
+        """Details too long to keep in memory are previews in ``examples``; the full texts go beside it.
+
+        Offline, they are in the session already (its journal); with a server, the file is uploaded as it is.
+        """
+        from .._journal import LONG_DETAILS
+
+        long = None if run.journal_dir is None else run.journal_dir / LONG_DETAILS
+        if self._offline is None and long is not None and long.is_file() and long.stat().st_size:
+            task.upload_artifact(self.name("long details"), artifact_object=long, wait_on_upload=True)
 
     def _close(self, shared: _Shared, run: Run, result: EvalResult) -> None:
         task = shared.task

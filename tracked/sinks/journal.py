@@ -11,11 +11,12 @@ flush tries again from where the journal stands.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import _journal as journal
 from .._paths import tracked_root
@@ -40,6 +41,7 @@ class JournalSink:
         #: A resumed run points the resume index at itself only once its journal holds the earlier examples.
         self._must_cover = 0
         self._pointed = False
+        self._long: BinaryIO | None = None
 
     def start(self, run: Run) -> None:
         from .._resume import key_of
@@ -61,6 +63,9 @@ class JournalSink:
             self._must_cover = 0 if earlier is None else earlier.count
             journal.write_state(self.folder, self.state)
             run.journal_dir = self.folder
+            self._long = (self.folder / journal.LONG_DETAILS).open("ab")
+            scrub_text = scrubber()
+            run.spill = lambda index, name, text: self._spill(index, name, scrub_text(text))
             run.when_reported.append(lambda: self._drop_data(run))
             self._point(run)
         except Exception as exc:  # noqa: BLE001 - a journal that cannot start must not stop the evaluation
@@ -178,7 +183,7 @@ class JournalSink:
         state = self.state
         try:
             state["series"], state["details"] = {}, {"file": journal.DETAILS, "bytes": 0}
-            state["data"] = "in the ClearML task (artifact 'examples')"
+            state["data"] = f"in the ClearML task (artifact 'examples'); long details whole in {journal.LONG_DETAILS}"
             journal.write_state(self.folder, state)
             for path in self.folder.iterdir():
                 if path.suffix in (".values", ".index") or path.name == journal.DETAILS:
@@ -186,7 +191,22 @@ class JournalSink:
         except OSError:
             pass  # it only takes space
 
+    def _spill(self, index: int, name: str, text: str) -> bool:
+        long = self._long
+        if long is None:
+            return False
+        try:
+            long.write(json.dumps([index, name, text], ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
+            long.flush()  # as durable as the journal: a crash keeps what was yielded
+        except (OSError, ValueError):
+            return False
+        return True
+
     def finish(self, run: Run, result: EvalResult) -> None:
+        if self._long is not None:
+            with contextlib.suppress(OSError):
+                self._long.close()
+        run.spill = None
         journal.release(self._lock_fd)
         self._lock_fd = None
         if run.earlier is not None:
