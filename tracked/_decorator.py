@@ -294,6 +294,8 @@ def tracked_eval(
     flush_interval: float | None = None,
     resume: bool | None = None,
     max_metrics: int | None = None,
+    cluster_by: str | None = None,
+    group_by: str | None = None,
 ) -> Callable[[F], F]: ...
 @overload
 def tracked_eval(
@@ -319,6 +321,8 @@ def tracked_eval(
     flush_interval: float | None = None,
     resume: bool | None = None,
     max_metrics: int | None = None,
+    cluster_by: str | None = None,
+    group_by: str | None = None,
 ) -> _Decorator: ...
 
 

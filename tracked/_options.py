@@ -69,6 +69,11 @@ class Settings(NamedTuple):
     #: Distinct metric names at most; later new names are kept as details (a metric per example id
     #: would take memory N x N).
     max_metrics: int = 1000
+    #: A detail (or metric) whose value groups related examples (a passage id): standard errors and
+    #: confidence intervals are then the clustered ones. "" for none.
+    cluster_by: str = ""
+    #: A detail (or metric) to break the statistics down by (a subject, a language). "" for none.
+    group_by: str = ""
 
 
 FIELDS: tuple[str, ...] = Settings._fields

@@ -23,8 +23,8 @@ class EvalResult(Mapping[str, Any]):
     """
 
     __slots__ = (
-        "_examples", "_make_examples", "_metrics", "_prefix", "_problems", "_returned",
-        "_saved_to", "_session_dir", "_status", "_task_id",
+        "_examples", "_group_stats", "_make_examples", "_metrics", "_prefix", "_problems", "_returned",
+        "_saved_to", "_session_dir", "_stats", "_status", "_task_id",
     )  # fmt: skip
 
     def __init__(
@@ -44,6 +44,8 @@ class EvalResult(Mapping[str, Any]):
         self._saved_to: Path | None = None
         self._prefix = ""
         self._examples: pd.DataFrame | None = None
+        self._stats: pd.DataFrame | None = None
+        self._group_stats: pd.DataFrame | None = None
         #: What went wrong in the sinks (ClearML); non-empty: the run is also saved locally.
         self._problems: list[str] = []
 
@@ -61,7 +63,10 @@ class EvalResult(Mapping[str, Any]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The run (with its ClearML task) stays behind; what it produced travels.
-        state = (self._task_id, self._session_dir, self._saved_to, self.examples, list(self._problems), self._prefix)
+        state = (
+            self._task_id, self._session_dir, self._saved_to, self.examples, list(self._problems), self._prefix,
+            self._stats, self._group_stats,
+        )  # fmt: skip
         return (_restore, (self._metrics, self._status, self._returned, state))
 
     @property
@@ -96,6 +101,20 @@ class EvalResult(Mapping[str, Any]):
         return self._returned
 
     @property
+    def stats(self) -> pd.DataFrame:
+        """Per yielded metric (index): ``mean, stderr, ci_low, ci_high, std, n, min, max``.
+
+        95% intervals: Wilson score for 0/1 metrics, mean ± 1.96·stderr otherwise; clustered with
+        ``cluster_by`` (``stats.attrs`` says which). NaN and infinite values are left out, as from the mean.
+        """
+        return self._stats if self._stats is not None else _empty()
+
+    @property
+    def group_stats(self) -> pd.DataFrame:
+        """With ``group_by``: ``group, metric, mean, stderr, ci_low, ci_high, n`` per group and metric."""
+        return self._group_stats if self._group_stats is not None else _empty()
+
+    @property
     def examples(self) -> pd.DataFrame:
         """One row per example (index = example index): one column per metric (NaN where absent), the details."""
         if self._examples is None:
@@ -108,7 +127,17 @@ class EvalResult(Mapping[str, Any]):
         return self._examples
 
 
+def _empty() -> pd.DataFrame:
+    import pandas as pd
+
+    frame: pd.DataFrame = pd.DataFrame()
+    return frame
+
+
 def _restore(metrics: dict[str, Any], status: str, returned: Any, state: tuple[Any, ...]) -> EvalResult:
     result = EvalResult(metrics, status, returned)
-    (result._task_id, result._session_dir, result._saved_to, result._examples, result._problems, result._prefix) = state
+    (
+        result._task_id, result._session_dir, result._saved_to, result._examples, result._problems, result._prefix,
+        result._stats, result._group_stats,
+    ) = state  # fmt: skip
     return result

@@ -268,7 +268,7 @@ class Run:
     ) -> EvalResult:
         """Stop the clock, compute the final metrics and hand them to every sink once."""
         from ._result import EvalResult
-        from ._summary import examples_frame, final_metrics
+        from ._summary import examples_frame, final_metrics, statistics
 
         if self.result is not None:
             return self.result
@@ -299,6 +299,10 @@ class Run:
             series.freeze(count, release=own)
         metrics = final_metrics(self)
         self.result = EvalResult(metrics, status, returned, examples=lambda: examples_frame(self))
+        try:
+            self.result._stats, self.result._group_stats = statistics(self)
+        except Exception as exc:  # noqa: BLE001 - error bars must not cost the result
+            warn(f"{self.name}: could not compute the statistics ({type(exc).__name__}: {exc})")
         for sink in self.sinks:  # each sink on its own: one that fails must not cost the others, nor the result
             try:
                 sink.finish(self, self.result)

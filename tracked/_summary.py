@@ -132,3 +132,46 @@ def examples_frame(run: Run) -> pd.DataFrame:
         for name in details.columns:
             frame[name if name not in frame.columns else f"{name} (detail)"] = details[name].to_numpy()
     return frame
+
+
+def statistics(run: Run) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Error bars for every yielded metric (``result.stats``), and per group with ``group_by``."""
+    from ._stats import group_stats, metric_stats
+
+    settings = run.settings
+    clusters = _field(run, settings.cluster_by, "cluster_by") if settings.cluster_by else None
+    groups = _field(run, settings.group_by, "group_by") if settings.group_by else None
+    if clusters is None and groups is None:  # each metric's own values, no copy
+        stats = metric_stats({name: series.freeze() for name, series in run.series.items()})
+        return stats, None
+    columns = {name: _dense(run, series) for name, series in run.series.items()}
+    stats = metric_stats(columns, clusters)
+    return stats, None if groups is None else group_stats(columns, groups, clusters)
+
+
+def _dense(run: Run, series: Any) -> FloatArray:
+    values: FloatArray = series.freeze()
+    if series.frozen_indices is None and series.start == 0 and len(values) == run.count:
+        return values
+    column = np.full(run.count, np.nan)
+    column[series.frozen_index()] = values
+    return column
+
+
+def _field(run: Run, name: str, option: str) -> npt.NDArray[Any] | None:
+    """Per example, the value of a detail or metric (None where an example has none)."""
+    labels = np.full(run.count, None, dtype=object)
+    series = run.series.get(name)
+    if series is not None:
+        column = _dense(run, series)
+        present = np.isfinite(column)
+        labels[present] = column[present]
+    found = series is not None
+    for index, details in run.details:
+        value = details.get(name)
+        if value is not None and index < run.count:
+            labels[index], found = value, True
+    if not found:
+        warn(f"{run.name}: {option}={name!r}, but no example has that field; the statistics ignore it", stacklevel=2)
+        return None
+    return labels

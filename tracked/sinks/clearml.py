@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 SERVER_WAITS = 6
 #: Series name of the final-metrics table under its title in PLOTS.
 TABLE_SERIES = "summary"
+#: Title of the PLOTS table of per-metric statistics (mean, stderr, 95% CI, std, n, min, max).
+STATS_TITLE = "Metric Statistics"
 RUNNING_MEAN = "{metric} (running mean)"
 
 
@@ -292,6 +294,7 @@ class ClearMLSink:
             logger = task.get_logger()
             named = {self.name(metric): value for metric, value in result.items()}
             log_metrics(logger, named, run.settings.table_title, series=self.prefix or TABLE_SERIES)
+            self._report_statistics(logger, run, result)
             if not run.halted:  # ending with the process (exit, signal): the examples are in the journal already
                 self._save_examples(task, result)
                 self._save_long_details(task, run)
@@ -354,6 +357,29 @@ class ClearMLSink:
             wait_on_upload=True,
             preview=f"{len(examples):,} examples; columns: {', '.join(map(str, examples.columns))}",
         )
+
+    def _report_statistics(self, logger: Logger, run: Run, result: EvalResult) -> None:
+        """Beside the seed's elements: the ``Metric Statistics`` table and a ``<metric>_stderr`` single value
+        per yielded metric; with ``group_by``, a ``Metrics by <field>`` table and ``<metric>/<group>`` means."""
+        stats, settings = result.stats, run.settings
+        if stats.empty:
+            return
+        series = self.prefix or TABLE_SERIES
+        for metric, stderr in stats["stderr"].items():
+            if math.isfinite(stderr):
+                logger.report_single_value(name=self.name(f"{metric}_stderr"), value=float(stderr))
+        kinds: dict[str, str] = stats.attrs.get("interval", {})
+        clustered = f", clustered by {settings.cluster_by}" if stats.attrs.get("clustered") else ""
+        table = stats.reset_index().rename(columns={"metric": "Metric"})
+        table["interval"] = [f"{kinds.get(str(m), 'normal')}{clustered}" for m in table["Metric"]]
+        logger.report_table(title=STATS_TITLE, series=series, iteration=0, table_plot=table)
+        groups = result.group_stats
+        if groups.empty:
+            return
+        for group, metric, mean in zip(groups["group"], groups["metric"], groups["mean"], strict=True):
+            if math.isfinite(mean):
+                logger.report_single_value(name=self.name(f"{metric}/{group}"), value=float(mean))
+        logger.report_table(title=f"Metrics by {settings.group_by}", series=series, iteration=0, table_plot=groups)
 
     def _save_long_details(self, task: Task, run: Run) -> None:
         """Details too long to keep in memory are previews in ``examples``; the full texts go beside it.

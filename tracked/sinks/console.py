@@ -28,6 +28,19 @@ def format_value(value: Any) -> str:
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.4g}"
 
 
+def error_bars(result: EvalResult) -> dict[str, str]:
+    """`` ± half-width [95% CI] (n=…)`` per yielded metric whose mean is the final value, from ``result.stats``."""
+    bars: dict[str, str] = {}
+    stats = result.stats
+    for name, row in stats.iterrows() if not stats.empty else ():
+        low, high, mean = float(row["ci_low"]), float(row["ci_high"]), float(row["mean"])
+        if str(name) in result and math.isfinite(low) and math.isfinite(high) and result[str(name)] == mean:
+            bars[str(name)] = (
+                f" ± {format_value((high - low) / 2)}  [{format_value(low)}, {format_value(high)}]  n={int(row['n'])}"
+            )
+    return bars
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -47,7 +60,8 @@ def summary_text(run: Run, result: EvalResult) -> str:
     plural = "" if run.count == 1 else "s"
     lines = [f"tracked: {run.name} {run.status} in {run.duration:.3f} s, {run.count} example{plural}"]
     width = max((len(name) for name in result), default=0)
-    lines += [f"  {name:<{width}}  {format_value(value)}" for name, value in result.items()]
+    bars = error_bars(result)
+    lines += [f"  {name:<{width}}  {format_value(value)}{bars.get(name, '')}" for name, value in result.items()]
     shown = min(run.settings.console_examples, run.count)
     if shown:
         lines.append(f"first {shown} example{'s' if shown != 1 else ''}:")

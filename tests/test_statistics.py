@@ -1,0 +1,116 @@
+"""Error bars on a real run: result.stats, the ClearML elements beside the seed's, clusters, groups, console."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.stats
+from statsmodels.stats.proportion import proportion_confint
+
+from tracked import read_session, tracked_eval
+
+
+@tracked_eval(verbose=False, cluster_by="passage", group_by="subject")
+def grouped(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield from rows
+
+
+def test_stats_match_an_independent_computation_and_leave_non_finite_values_out() -> None:
+    rng = np.random.default_rng(7)
+    loss = rng.normal(2.0, 0.5, 200)
+    loss[[3, 50]] = [math.nan, math.inf]  # counted as today, left out of the statistics
+
+    @tracked_eval(verbose=False)
+    def evaluate(values: np.ndarray) -> Iterator[dict[str, float]]:
+        for i, value in enumerate(values):
+            yield {"loss": float(value), "acc": float(i % 3 == 0)}
+
+    with pytest.warns(UserWarning, match="NaN or infinite"):
+        result = evaluate(loss)
+    finite = loss[np.isfinite(loss)]
+    row = result.stats.loc["loss"]
+    assert list(result.stats.columns) == ["mean", "stderr", "ci_low", "ci_high", "std", "n", "min", "max"]
+    assert row["n"] == 198
+    assert result["loss_nonfinite_count"] == 2
+    assert row["mean"] == pytest.approx(finite.mean())
+    assert row["stderr"] == pytest.approx(scipy.stats.sem(finite))
+    assert row["std"] == pytest.approx(finite.std(ddof=1))
+    half = scipy.stats.norm.ppf(0.975) * scipy.stats.sem(finite)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((finite.mean() - half, finite.mean() + half))
+    assert (row["min"], row["max"]) == (finite.min(), finite.max())
+    acc = result.stats.loc["acc"]
+    assert (acc["ci_low"], acc["ci_high"]) == pytest.approx(proportion_confint(67, 200, method="wilson"))
+
+
+def test_thirty_of_thirty_correct_is_not_certainty() -> None:
+    @tracked_eval(verbose=False)
+    def evaluate(n: int) -> Iterator[dict[str, float]]:
+        for _ in range(n):
+            yield {"correct": 1.0}
+
+    row = evaluate(30).stats.loc["correct"]
+    assert row["ci_high"] == 1.0
+    assert row["ci_low"] == pytest.approx(proportion_confint(30, 30, method="wilson")[0])
+    assert row["ci_low"] < 0.9
+
+
+def test_clusters_groups_and_what_clearml_receives(clearml_cache: Path) -> None:
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    passages = np.repeat(np.arange(40), 5)  # five questions per passage: answers correlate within a passage
+    skill = rng.normal(0, 1, 40)[passages]
+    correct = (skill + rng.normal(0, 0.5, 200) > 0).astype(float)
+    rows = [
+        {"correct": c, "passage": f"p{p}", "subject": ["math", "law"][p % 2]}
+        for c, p in zip(correct, passages, strict=True)
+    ]
+    result = grouped(rows)
+
+    fit = sm.OLS(correct, np.ones(200)).fit(cov_type="cluster", cov_kwds={"groups": passages, "use_correction": False})
+    assert result.stats.loc["correct", "stderr"] == pytest.approx(float(fit.bse[0]))
+    assert result.stats.attrs["clustered"] is True
+    assert result.stats.loc["correct", "stderr"] > scipy.stats.sem(correct)  # correlated answers: wider
+
+    groups = result.group_stats
+    assert list(groups.columns) == ["group", "metric", "mean", "stderr", "ci_low", "ci_high", "n"]
+    law = groups[groups["group"] == "law"].iloc[0]
+    assert law["mean"] == pytest.approx(correct[passages % 2 == 1].mean())
+    assert law["n"] == 100
+
+    session = read_session(result.session_dir)
+    assert session.tables["Final Metrics"].header == ["Metric", "Value"]  # the seed's table as it was
+    stats = session.tables["Metric Statistics"]
+    assert stats.header == ["Metric", "mean", "stderr", "ci_low", "ci_high", "std", "n", "min", "max", "interval"]
+    assert stats.rows[0][0] == "correct"
+    assert stats.rows[0][-1] == "wilson, clustered by passage"
+    assert session.single_values["correct_stderr"] == pytest.approx(float(fit.bse[0]))
+    assert session.single_values["correct/law"] == pytest.approx(law["mean"])
+    assert "Metrics by subject" in session.tables
+
+
+def test_the_console_shows_each_mean_with_its_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    @tracked_eval
+    def evaluate(values: list[float]) -> Iterator[float]:
+        yield from values
+
+    result = evaluate([1.0, 2.0, 3.0, 4.0])
+    out = capsys.readouterr().out
+    row = result.stats.loc["score"]
+    assert f"score             2.5000 ± {(row['ci_high'] - row['ci_low']) / 2:.4f}  [" in out
+    assert "n=4" in out
+
+
+def test_a_cluster_field_no_example_has_is_one_warning() -> None:
+    @tracked_eval(verbose=False, cluster_by="passage")
+    def evaluate(values: list[float]) -> Iterator[float]:
+        yield from values
+
+    with pytest.warns(UserWarning, match="cluster_by='passage', but no example has that field"):
+        result = evaluate([1.0, 2.0, 3.0])
+    assert result.stats.loc["score", "stderr"] == pytest.approx(scipy.stats.sem([1.0, 2.0, 3.0]))
