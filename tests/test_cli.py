@@ -70,19 +70,23 @@ def test_compare_marks_the_best_and_sorts(three_runs: list[Path]) -> None:
     rows = out.splitlines()
     assert rows[0].split()[:3] == ["run", "token_recall", "num_examples"]
     assert [r.split("  ")[0] for r in rows[1:4]] == ["Exp #2", "Exp #1", "Exp #3"]
-    assert "0.875 *" in rows[1]
-    assert "0.375" in rows[3]
+    # Two and four examples: Exp #2 cannot be told from Exp #1 at the 95% level, only from Exp #3.
+    assert "0.875 ± 0.1414 =" in rows[1]
+    assert "0.75 ± 0.49 =" in rows[2]
+    assert "0.375 ± 0.245  " in rows[3]
 
 
 def test_compare_formats(three_runs: list[Path]) -> None:
     """markdown marks the best in bold; csv is plain; json lists runs and the best per metric."""
     paths = list(map(str, three_runs))
-    assert "| Exp #2 | **0.875** |" in cli("compare", *paths, "--format", "markdown")[1]
+    assert "| Exp #2 | _0.875 ± 0.1414_ |" in cli("compare", *paths, "--format", "markdown")[1]
     csv = cli("compare", *paths, "--format", "csv")[1]
-    assert csv.splitlines()[0].startswith("run,token_recall,num_examples")
+    assert csv.splitlines()[0].startswith("run,token_recall,token_recall_ci_low,token_recall_ci_high,num_examples")
     data = json.loads(cli("compare", *paths, "--format", "json")[1])
     assert [r["run"] for r in data["runs"]] == ["Exp #1", "Exp #2", "Exp #3"]
-    assert data["best"]["token_recall"] == ["Exp #2"]
+    assert data["runs"][1]["num_examples"] == 4  # a count, not 4.0
+    assert data["tied"]["token_recall"] == ["Exp #2", "Exp #1"]
+    assert "token_recall" not in data["best"]
 
 
 def test_compare_accepts_globs(three_runs: list[Path]) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +118,81 @@ def test_a_cluster_field_no_example_has_is_one_warning() -> None:
     with pytest.warns(UserWarning, match="cluster_by='passage', but no example has that field"):
         result = evaluate([1.0, 2.0, 3.0])
     assert result.stats.loc["score", "stderr"] == pytest.approx(scipy.stats.sem([1.0, 2.0, 3.0]))
+
+
+def _scored(name: str, correct: np.ndarray, ids: list[str] | None = None, fail: bool = False) -> Path:
+    @tracked_eval(verbose=False, task_name=name)
+    def evaluate(values: np.ndarray) -> Iterator[dict[str, Any]]:
+        for i, value in enumerate(values):
+            yield {"correct": float(value), **({"id": ids[i]} if ids else {})}
+        if fail:
+            raise RuntimeError("died late")
+
+    if fail:
+        with pytest.raises(RuntimeError):
+            evaluate(correct)
+        offline = Path(os.environ["CLEARML_CACHE_DIR"]) / "offline"
+        (folder,) = [t.parent for t in offline.glob("*/task.json") if json.loads(t.read_text())["name"] == name]
+        return folder
+    folder = evaluate(correct).session_dir
+    assert folder is not None
+    return folder
+
+
+def _tracked(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tracked.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_compare_marks_best_only_when_significant_and_never_an_unfinished_run() -> None:
+    rng = np.random.default_rng(11)
+    weak = _scored("weak", (rng.random(400) < 0.5).astype(float))
+    strong = _scored("strong", (rng.random(400) < 0.8).astype(float))
+    same = _scored("same", (rng.random(400) < 0.8).astype(float))
+    done = _tracked("compare", str(weak), str(strong), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["best"]["correct"] == ["strong"]
+    data = json.loads(_tracked("compare", str(weak), str(strong), str(same), "--format", "json").stdout)
+    assert sorted(data["tied"]["correct"]) == ["same", "strong"]
+    failed = _scored("failed", np.ones(400), fail=True)  # higher, but it did not complete
+    data = json.loads(_tracked("compare", str(weak), str(strong), str(failed), "--format", "json").stdout)
+    assert data["best"]["correct"] == ["strong"]
+    assert data["runs"][2]["run"] == "failed [failed]"
+
+
+def test_paired_comparison_matches_scipy_and_counts_flips() -> None:
+    rng = np.random.default_rng(5)
+    ids = [f"q{i}" for i in range(300)]
+    a = (rng.random(300) < 0.6).astype(float)
+    b = a.copy()
+    flips = rng.choice(300, 40, replace=False)
+    b[flips] = 1 - b[flips]
+    first, second = _scored("A", a, ids), _scored("B", b[::-1], ids[::-1])  # B in another order: paired by id
+    done = _tracked("compare", str(first), str(second), "--paired", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["paired"]
+    test = scipy.stats.ttest_rel(b, a)
+    low, high = test.confidence_interval(0.95)
+    d = b - a
+    assert row["metric"] == "correct"
+    assert row["n"] == 300
+    assert row["diff"] == pytest.approx(d.mean())
+    assert row["stderr"] == pytest.approx(scipy.stats.sem(d))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
+    assert row["p_value"] == pytest.approx(test.pvalue)
+    assert row["right_to_wrong"] == int(((a == 1) & (b == 0)).sum())
+    assert row["wrong_to_right"] == int(((a == 0) & (b == 1)).sum())
+    mde = (scipy.stats.norm.ppf(0.975) + scipy.stats.norm.ppf(0.8)) * d.std(ddof=1) / math.sqrt(300)
+    assert row["mde"] == pytest.approx(mde)
+    table = _tracked("compare", str(first), str(second), "--paired")
+    assert "right→wrong" in table.stdout
+    assert "detectable" in table.stdout
+
+
+def test_runs_that_cannot_be_paired_are_one_line_and_exit_2() -> None:
+    first, second = _scored("A", np.ones(10)), _scored("B", np.ones(12))
+    done = _tracked("compare", str(first), str(second), "--paired")
+    assert done.returncode == 2
+    assert "cannot pair" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

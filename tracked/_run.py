@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._journal import LONG_DETAILS
 from ._options import Settings
 from ._storage import Series
 from ._values import InvalidValue, as_detail, as_number, is_number_like, is_scalar_tensor
@@ -228,6 +227,8 @@ class Run:
 
     def _long(self, index: int, name: str, text: str) -> str:
         """A detail too long to keep in memory: written to the journal now, a marked preview kept."""
+        from ._journal import LONG_DETAILS  # numpy: not at import tracked
+
         if self.spill is None or not self.spill(index, name, text):
             return text  # nowhere to put it: kept whole rather than lost
         return f"{text[:LONG_DETAIL]}… [{len(text):,} characters in all; the full text is in {LONG_DETAILS}]"

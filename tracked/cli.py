@@ -2,6 +2,7 @@
 
     tracked show RUN                 status, metrics, progress charts, first examples
     tracked compare RUN... [--format table|markdown|csv|json] [--sort METRIC]
+    tracked compare A B --paired [--id-field FIELD] [--format ...]
     tracked report RUN... -o report.html
     tracked upload RUN...            send sessions to the configured ClearML server
 
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from .compare import best_runs, compare_frame, format_cell, labels
+from .compare import best_runs, compare_frame, format_cell, labels, paired_rows
 from .session import Session, SessionError, read_session
 
 if TYPE_CHECKING:
@@ -204,23 +205,34 @@ def _console_examples(console: str) -> list[str]:
 
 
 def render_compare(frame: pd.DataFrame, fmt: str) -> str:
-    best = best_runs(frame)
-    if fmt == "csv":
-        return frame.to_csv()
-    if fmt == "json":
-        runs = [{"run": run, **{k: v for k, v in row.items() if v == v}} for run, row in frame.iterrows()]
-        return json.dumps({"runs": runs, "best": best}, indent=2)
-    mark = "**{}**" if fmt == "markdown" else "{} *"
-    cells = [
-        [
-            str(run),
-            *(
-                mark.format(format_cell(v)) if run in best.get(str(m), ()) else ("" if v != v else format_cell(v))
-                for m, v in row.items()
-            ),
-        ]
-        for run, row in frame.iterrows()
-    ]
+    best, tied = best_runs(frame)
+    intervals: dict[str, dict[str, tuple[float, float]]] = frame.attrs.get("ci", {})
+    if fmt in ("csv", "json"):  # each metric's 95% interval in columns of its own
+        wide = frame.copy()
+        for position, metric in reversed(list(enumerate(frame.columns))):
+            for end, name in ((1, "ci_high"), (0, "ci_low")):
+                values = [intervals.get(str(run), {}).get(str(metric), (math.nan, math.nan))[end] for run in wide.index]
+                if any(v == v for v in values):
+                    wide.insert(position + 1, f"{metric}_{name}", values)
+        if fmt == "csv":
+            return str(wide.to_csv())
+        runs = [{"run": run, **{k: _plain(v) for k, v in row.items() if v == v}} for run, row in wide.iterrows()]
+        return json.dumps({"runs": runs, "best": best, "tied": tied}, indent=2) + "\n"
+
+    def cell(run: str, metric: str, value: Any) -> str:
+        if value != value:
+            return ""
+        text = format_cell(value)
+        low, high = intervals.get(run, {}).get(metric, (math.nan, math.nan))
+        if low == low:
+            text += f" ± {format_cell((high - low) / 2)}"
+        if run in best.get(metric, ()):
+            return f"**{text}**" if fmt == "markdown" else f"{text} *"
+        if run in tied.get(metric, ()):
+            return f"_{text}_" if fmt == "markdown" else f"{text} ="
+        return text
+
+    cells = [[str(run), *(cell(str(run), str(m), v) for m, v in row.items())] for run, row in frame.iterrows()]
     header = ["run", *map(str, frame.columns)]
     if fmt == "markdown":  # names are text: no HTML, no table breaking out of its cell
         import html
@@ -233,7 +245,57 @@ def render_compare(frame: pd.DataFrame, fmt: str) -> str:
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
     lines = ["  ".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines) + "\n* best value in its column\n"
+    legend = (
+        "± half-width of the 95% confidence interval\n"
+        "* best: better than the runner-up at the 95% level (completed runs only)\n"
+        "= tied for best: the leaders cannot be told apart at the 95% level\n"
+    )
+    return "\n".join(lines) + "\n" + legend
+
+
+def render_paired(sessions: Sequence[Session], rows: list[dict[str, Any]], fmt: str) -> str:
+    """The paired comparison, one row per metric: B − A, its error bars, p-value and detectable effect."""
+    first, second = labels(sessions)
+    if fmt == "json":
+        clean = [{k: _plain(v) if v == v else None for k, v in row.items()} for row in rows]
+        return json.dumps({"a": first, "b": second, "paired": clean}, indent=2) + "\n"
+    if fmt == "csv":
+        import pandas as pd
+
+        return str(pd.DataFrame(rows).to_csv(index=False))
+    header = ["metric", "B − A", "stderr", "95% CI", "p-value", "n", "right→wrong", "wrong→right", "detectable (80%)"]
+    cells = [
+        [
+            r["metric"], format_cell(r["diff"]), format_cell(r["stderr"]),
+            f"[{format_cell(r['ci_low'])}, {format_cell(r['ci_high'])}]", format_cell(r["p_value"]), str(r["n"]),
+            "" if r["right_to_wrong"] is None else str(r["right_to_wrong"]),
+            "" if r["wrong_to_right"] is None else str(r["wrong_to_right"]), format_cell(r["mde"]),
+        ]
+        for r in rows
+    ]  # fmt: skip
+    if fmt == "markdown":
+        import html
+
+        def md(text: str) -> str:
+            return html.escape(text).replace("|", "\\|").replace("\n", " ")
+
+        lines = ["| " + " | ".join(map(md, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(map(md, row)) + " |" for row in cells]) + "\n"
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    lines = [f"A = {first}", f"B = {second}", "  ".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)) for row in cells]
+    legend = (
+        "paired t-test over the examples both runs scored; detectable: the smallest true difference this\n"
+        "many examples would find with 80% power at the 5% level (Miller, arXiv 2411.00640)\n"
+    )
+    return "\n".join(lines) + "\n" + legend
+
+
+def _plain(value: Any) -> Any:
+    """Counts as integers in json (``10``, not ``10.0``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value.item() if hasattr(value, "item") else value
 
 
 def upload(specs: Sequence[str], problems: Problems, out: TextIO) -> None:
@@ -294,6 +356,10 @@ def parser() -> argparse.ArgumentParser:
     compare_cmd.add_argument("runs", nargs="+", metavar="RUN")
     compare_cmd.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
     compare_cmd.add_argument("--sort", metavar="METRIC", help="order runs by this metric, best first")
+    compare_cmd.add_argument(
+        "--paired", action="store_true", help="two runs: B − A over the examples both scored, with its p-value"
+    )
+    compare_cmd.add_argument("--id-field", default="id", help="the detail that pairs examples (default: id)")
     report_cmd = commands.add_parser("report", help="one self-contained HTML file")
     report_cmd.add_argument("runs", nargs="+", metavar="RUN")
     report_cmd.add_argument("-o", "--output", default="report.html", type=Path)
@@ -325,6 +391,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
                     raise
                 except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
                     problems.add(f"{session.path}: cannot be shown ({type(exc).__name__}: {str(exc)[:200]})")
+        elif args.command == "compare" and args.paired:
+            if len(args.runs) != 2 or len(sessions) != 2:
+                raise SessionError(f"--paired compares exactly two runs, got {len(sessions)}")
+            out.write(
+                render_paired(sessions, paired_rows(sessions[0], sessions[1], id_field=args.id_field), args.format)
+            )
         elif args.command == "compare" and sessions:
             out.write(render_compare(compare_frame(sessions, args.sort), args.format))
         elif args.command == "report" and sessions:

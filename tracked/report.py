@@ -100,6 +100,26 @@ def _charts(sessions: Sequence[Session], names: Sequence[str]) -> list[str]:
     return divs
 
 
+def _with_error_bar(value: Any, interval: tuple[float, float] | None) -> Any:
+    from .compare import format_cell
+
+    if interval is None or value != value:
+        return value
+    return f"{format_cell(value)} ± {format_cell((interval[1] - interval[0]) / 2)}"
+
+
+def _paired_table(sessions: Sequence[Session]) -> str:
+    """B − A over the examples both runs scored, when they can be paired (else a line saying why)."""
+    from .compare import paired_rows
+
+    try:
+        rows = paired_rows(sessions[0], sessions[1])
+    except SessionError as exc:
+        return f"<h2>Paired comparison</h2><p>{_e(str(exc))}</p>"
+    header = list(rows[0]) if rows else ["metric"]
+    return "<h2>Paired comparison (second − first run)</h2>" + _table(header, [list(r.values()) for r in rows])
+
+
 def build_report(sessions: Sequence[Session], names: Sequence[str]) -> str:
     try:
         from plotly.offline import get_plotlyjs
@@ -110,13 +130,22 @@ def build_report(sessions: Sequence[Session], names: Sequence[str]) -> str:
     scalars = []
     if len(sessions) > 1:
         frame = compare_frame(sessions)
-        best = best_runs(frame)
+        best, _tied = best_runs(frame)
         columns = list(frame.columns)
         marks = {
             (r, columns.index(m) + 1) for m, runs in best.items() for r, name in enumerate(frame.index) if name in runs
         }
-        rows = [[run, *row] for run, row in zip(frame.index, frame.itertuples(index=False), strict=True)]
-        scalars.append("<h2>Compare</h2>" + _table(["run", *columns], rows, marks))
+        intervals = frame.attrs.get("ci", {})
+        rows = [
+            [run, *(_with_error_bar(v, intervals.get(run, {}).get(m)) for m, v in zip(columns, row, strict=True))]
+            for run, row in zip(frame.index, frame.itertuples(index=False), strict=True)
+        ]
+        scalars.append(
+            "<h2>Compare</h2>" + _table(["run", *columns], rows, marks)
+            + "<p>± half-width of the 95% confidence interval; bold: better than the runner-up at the 95% level</p>"
+        )  # fmt: skip
+        if len(sessions) == 2:
+            scalars.append(_paired_table(sessions))
     for session, run in zip(sessions, names, strict=True):
         status = f"{session.status}, {session.id}"
         scalars.append(f"<h3>Single values: {_e(run)} <small>({_e(status)})</small></h3>")

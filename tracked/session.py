@@ -124,6 +124,32 @@ class Session:
         return frame
 
     @property
+    def statistics(self) -> dict[str, dict[str, float]]:
+        """metric -> mean, stderr, ci_low, ci_high, n ... from the ``Metric Statistics`` table (none before it)."""
+        table = self.tables.get("Metric Statistics")
+        if table is None or not table.header or table.header[0] != "Metric":
+            return {}
+        out: dict[str, dict[str, float]] = {}
+        for row in table.rows:
+            values: dict[str, float] = {}
+            for name, cell in zip(table.header[1:], row[1:], strict=False):
+                try:
+                    values[name] = float(cell)
+                except (TypeError, ValueError, OverflowError):
+                    continue
+            out[str(row[0])] = values
+        return out
+
+    @property
+    def stderrs(self) -> dict[str, float]:
+        """metric -> its standard error, where the run recorded one."""
+        return {
+            metric: row["stderr"]
+            for metric, row in self.statistics.items()
+            if math.isfinite(row.get("stderr", math.nan))
+        }
+
+    @property
     def hyperparameters(self) -> dict[str, dict[str, str]]:
         """section -> name -> value, as strings (ClearML stores them so)."""
         return {

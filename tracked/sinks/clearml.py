@@ -36,6 +36,7 @@ from ._clearml_setup import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from clearml import Logger, Task
 
     from .._live import Update
@@ -82,6 +83,12 @@ def log_metrics(
         rows.append({"Metric": str(name), "Value": cell})
     table = pd.DataFrame(rows, columns=["Metric", "Value"])
     logger.report_table(title=title, series=series, iteration=0, table_plot=table)
+
+
+def _nan_as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """NaN cells as the text ClearML would write for them, without its pandas FutureWarning."""
+    out: pd.DataFrame = table.astype(object).where(table.notna(), "NaN")
+    return out
 
 
 @dataclass
@@ -372,14 +379,15 @@ class ClearMLSink:
         clustered = f", clustered by {settings.cluster_by}" if stats.attrs.get("clustered") else ""
         table = stats.reset_index().rename(columns={"metric": "Metric"})
         table["interval"] = [f"{kinds.get(str(m), 'normal')}{clustered}" for m in table["Metric"]]
-        logger.report_table(title=STATS_TITLE, series=series, iteration=0, table_plot=table)
+        logger.report_table(title=STATS_TITLE, series=series, iteration=0, table_plot=_nan_as_text(table))
         groups = result.group_stats
         if groups.empty:
             return
         for group, metric, mean in zip(groups["group"], groups["metric"], groups["mean"], strict=True):
             if math.isfinite(mean):
                 logger.report_single_value(name=self.name(f"{metric}/{group}"), value=float(mean))
-        logger.report_table(title=f"Metrics by {settings.group_by}", series=series, iteration=0, table_plot=groups)
+        title = f"Metrics by {settings.group_by}"
+        logger.report_table(title=title, series=series, iteration=0, table_plot=_nan_as_text(groups))
 
     def _save_long_details(self, task: Task, run: Run) -> None:
         """Details too long to keep in memory are previews in ``examples``; the full texts go beside it.

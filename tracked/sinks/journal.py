@@ -172,14 +172,14 @@ class JournalSink:
         state["error"] = None if run.error is None else scrub(f"{type(run.error).__name__}: {run.error}")[:2000]
 
     def _drop_data(self, run: Run) -> None:
-        """A completed run is in ClearML in full: its examples need not be kept twice (nor zipped twice).
+        """A completed run reported to a server is there in full: its examples need not be kept here too.
 
         The journal keeps its ``run.json`` (status, count), so ``resume``
         sees a completed run and starts afresh. Stopped and failed runs keep
         everything: they may be resumed.
         """
-        if run.status != "completed" or self.folder is None:
-            return
+        if run.status != "completed" or self.folder is None or run.session_dir is not None:
+            return  # in an offline session, the journal is how the examples are read without unpickling
         state = self.state
         try:
             state["series"], state["details"] = {}, {"file": journal.DETAILS, "bytes": 0}
