@@ -1,7 +1,7 @@
 """The seed scenario: token recall over a small QA dataset, tracked in ClearML.
 
-Run it with ``python examples/evaluate_qa.py`` (``--name``, ``--repeat N``). With no ClearML server
-configured, the run is written as an offline session; the summary printed
+Run it with ``python examples/evaluate_qa.py`` (``--model good|weak``, ``--name``,
+``--repeat N``). With no ClearML server configured, the run is written as an offline session; the summary printed
 at the end says where, and how to upload it later.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,25 +35,36 @@ def load(path: Path = DATA) -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-@tracked_eval(project="tracked-examples")
-def evaluate(dataset: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def weak(prediction: str) -> str:
+    """A worse "model" over the same questions: every other word of the good prediction is lost."""
+    return " ".join(prediction.split()[::2])
+
+
+MODELS = {"good": lambda prediction: prediction, "weak": weak}
+
+
+def evaluate(dataset: list[dict[str, Any]], model: str = "good") -> Iterator[dict[str, Any]]:
     """Score every example; tracked turns the yields into the progress chart and final metrics."""
+    answer = MODELS[model]
     for example in dataset:
+        prediction = answer(example["prediction"])
         yield {
-            "token_recall": token_recall(example["prediction"], example["reference"]),
+            "token_recall": token_recall(prediction, example["reference"]),
             "id": example["id"],
-            "prediction": example["prediction"],
+            "prediction": prediction,
             "reference": example["reference"],
         }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--name", default="qa token recall", help="the run's name (ClearML task name)")
+    parser.add_argument("--model", choices=sorted(MODELS), default="good", help="which answers to score")
+    parser.add_argument("--name", help="the run's name (ClearML task name; default: qa token recall (MODEL))")
     parser.add_argument("--repeat", type=int, default=1, help="evaluate the dataset this many times over")
     args = parser.parse_args()
-    os.environ["TRACKED_TASK_NAME"] = args.name  # read by tracked when the evaluation is called
-    result = evaluate(load() * args.repeat)
+    name = args.name or f"qa token recall ({args.model})"
+    tracked = tracked_eval(project="tracked-examples", task_name=name)(evaluate)
+    result = tracked(load() * args.repeat, model=args.model)
     print(f"token_recall = {result['token_recall']:.4f} over {result['num_examples']} examples")
 
 

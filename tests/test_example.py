@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,3 +55,25 @@ def test_import_is_light_and_decorating_does_no_io() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_walkthrough_two_models_compared_paired(clearml_cache: Path) -> None:
+    """The README's walkthrough: a good and a weak model over the same questions, compared example by example."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for model in ("good", "weak"):
+        subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "evaluate_qa.py"), "--model", model],
+            capture_output=True, env=env, timeout=120, check=True,
+        )  # fmt: skip
+    runs = {read_session(p).name: p for p in (clearml_cache / "offline").iterdir() if p.is_dir()}
+    good, weak = runs["qa token recall (good)"], runs["qa token recall (weak)"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tracked", "compare", str(good), str(weak), "--paired", "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["paired"]
+    assert row["metric"] == "token_recall"
+    assert row["n"] == 10
+    assert row["diff"] < 0
+    assert read_session(weak).single_values["token_recall"] < read_session(good).single_values["token_recall"]
