@@ -248,3 +248,28 @@ def test_upload_sends_an_interrupted_run_as_stopped_with_its_means(tmp_path: Pat
         singles = {e["variant"]: e["value"] for e in server.events(type="training_stats_scalar") if e["iter"] < 0}
         assert singles["token_recall"] == pytest.approx(2 / 3)
         assert singles["num_examples"] == 3
+
+
+def test_show_gives_a_failed_runs_error_and_its_arguments_through_the_real_command() -> None:
+    @tracked_eval(verbose=False, task_name="broken")
+    def evaluate(dataset: list[float], threshold: int = 3) -> Iterator[float]:
+        yield from dataset
+        raise ValueError("tokenizer missing")
+
+    with pytest.raises(ValueError, match="tokenizer missing"):
+        evaluate([1.0, 2.0] * 6000, threshold=7)
+    (folder,) = [t.parent for t in Path(os.environ["CLEARML_CACHE_DIR"]).glob("offline/*/task.json")]
+    done = subprocess.run(
+        [sys.executable, "-m", "tracked", "show", str(folder)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "error     ValueError: tokenizer missing" in done.stdout
+    assert "arguments (Args)" in done.stdout
+    assert "threshold  7" in done.stdout
+    assert "num_examples      12000" in done.stdout  # a count, not 1.2e+04
+
+
+def test_a_glob_matching_a_folder_and_its_zip_shows_the_run_once(three_runs: list[Path]) -> None:
+    code, out, _ = cli("compare", str(three_runs[0].parent / "*"))
+    assert code == 0
+    assert [line.split("  ")[0] for line in out.splitlines()[1:4]] == ["Exp #1", "Exp #2", "Exp #3"]
+    assert out.count("Exp #1") == 1

@@ -65,8 +65,10 @@ def load_runs(specs: Sequence[str], problems: Problems) -> list[Session]:
     """Sessions for each RUN argument (globs expanded); unreadable ones become problems."""
     sessions: list[Session] = []
     for spec in specs:
-        # Globs in the order the runs were written, oldest first.
+        # Globs in the order the runs were written, oldest first; a session's folder and its zip are one run.
         paths = sorted(glob.glob(spec), key=os.path.getmtime) if glob.has_magic(spec) else [spec]
+        folders = {os.path.normpath(p) for p in paths if os.path.isdir(p)}
+        paths = [p for p in paths if not (p.endswith(".zip") and os.path.normpath(p[: -len(".zip")]) in folders)]
         if not paths:
             problems.add(f"{spec}: no such file or folder")
         for path in paths:
@@ -146,6 +148,14 @@ def show(session: Session, out: TextIO) -> None:
         status += f"  ({session.num_examples:,} examples {what}; the values below are their means)"
     print(f"status    {status}", file=out)
     print(f"duration  {'-' if duration is None else f'{duration:.3f} s'}", file=out)
+    if session.error:
+        print(f"error     {session.error}", file=out)
+    args = session.hyperparameters.get("Args", {})
+    if args:
+        width = max(map(len, args))
+        print("\narguments (Args)", file=out)
+        for arg, text in args.items():
+            print(f"  {arg:<{width}}  {text}", file=out)
     if singles:
         width = max(map(len, singles))
         print("\nsingle values", file=out)

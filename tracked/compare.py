@@ -41,8 +41,13 @@ def labels(sessions: Sequence[Session]) -> list[str]:
 
 
 def format_cell(value: Any) -> str:
+    """4 significant digits; counts (whole numbers) as integers, never ``1.054e+04``."""
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.4g}"
     return str(value)
 
 

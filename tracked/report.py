@@ -149,6 +149,11 @@ def build_report(sessions: Sequence[Session], names: Sequence[str]) -> str:
     for session, run in zip(sessions, names, strict=True):
         status = f"{session.status}, {session.id}"
         scalars.append(f"<h3>Single values: {_e(run)} <small>({_e(status)})</small></h3>")
+        if session.error:
+            scalars.append(f"<p>error: <code>{_e(session.error)}</code></p>")
+        args = session.hyperparameters.get("Args", {})
+        if args:
+            scalars.append("<h4>Arguments (Args)</h4>" + _table(["Argument", "Value"], list(args.items())))
         scalars.append(_table(["Metric", "Value"], list(session.single_values.items())))
     scalars.append("<h2>Training Progress</h2>")
     scalars += _charts(sessions, names)

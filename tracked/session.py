@@ -93,6 +93,14 @@ class Session:
         return str(props.get("tracked_status", {}).get("value", "unknown"))
 
     @property
+    def error(self) -> str:
+        """Why a failed run failed (its exception, as the journal recorded it), or ""."""
+        if self.journal is not None and self.journal.state.get("error"):
+            return str(self.journal.state["error"])
+        props = self.task.get("hyperparams", {}).get("properties", {})
+        return str(props.get("tracked_error", {}).get("value", ""))
+
+    @property
     def num_examples(self) -> int | None:
         """Examples recorded so far (all of them once the run ended), when tracked wrote a journal."""
         return None if self.journal is None else self.journal.count
