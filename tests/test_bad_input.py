@@ -206,3 +206,19 @@ def test_final_metrics_match_a_reference(items: list[Any]) -> None:
         assert result.get(f"{name}_nonfinite_count", 0) == nonfinite.get(name, 0)
     assert result.get("skipped_values", 0) == skipped
     assert len(result.examples) == len(items)
+
+
+def test_an_x_y_pair_counts_rows_and_the_summary_agrees(capsys: pytest.CaptureFixture[str]) -> None:
+    """scikit-learn's (X_test, y_test): dataset_num_eval is the number of rows, and the summary says the same."""
+    import numpy as np
+
+    @tracked_eval
+    def evaluate(model: object, dataset: tuple[object, object]) -> dict[str, float]:
+        return {"accuracy": 0.9}
+
+    result = evaluate(None, dataset=(np.zeros((5, 3)), np.zeros(5)))
+    assert result["dataset_num_eval"] == 5
+    assert result["num_examples"] == 5
+    assert "completed in" in capsys.readouterr().out.split(", 5 examples")[0]
+    ambiguous = evaluate(None, dataset=(np.zeros((5, 3)), np.zeros(4)))
+    assert "dataset_num_eval" not in ambiguous

@@ -129,7 +129,21 @@ def _disk_size(path: Path) -> int | None:
 
 
 def dataset_length(dataset: Any) -> int | None:
+    """The number of examples, or None when it is not known for sure.
+
+    A tuple of arrays (scikit-learn's ``(X, y)``) is rows, not 2: its parts'
+    common length; parts of different lengths leave the number out.
+    """
     try:
-        return len(dataset)
+        length = len(dataset)
     except Exception:  # noqa: BLE001 - generators and streams have no length
         return None
+    if isinstance(dataset, tuple) and 2 <= length <= 4 and all(_array_like(part) for part in dataset):
+        lengths = {dataset_length(part) for part in dataset}
+        return lengths.pop() if len(lengths) == 1 else None
+    return length
+
+
+def _array_like(value: Any) -> bool:
+    """A column of examples (numpy array, tensor, DataFrame, list), not a scalar or a string."""
+    return (hasattr(value, "shape") and len(getattr(value, "shape", ())) >= 1) or isinstance(value, list)

@@ -57,8 +57,13 @@ def clip(text: str) -> str:
 
 def summary_text(run: Run, result: EvalResult) -> str:
     """The summary shown in the terminal and in ClearML's CONSOLE tab."""
-    plural = "" if run.count == 1 else "s"
-    lines = [f"tracked: {run.name} {run.status} in {run.duration:.3f} s, {run.count} example{plural}"]
+    # A plain function yields nothing: its examples are the dataset's, as num_examples says.
+    count = result.get("num_examples", run.count)
+    count = (
+        int(count) if isinstance(count, (int, float)) and not isinstance(count, bool) and count == count else run.count
+    )
+    plural = "" if count == 1 else "s"
+    lines = [f"tracked: {run.name} {run.status} in {run.duration:.3f} s, {count} example{plural}"]
     width = max((len(name) for name in result), default=0)
     bars = error_bars(result)
     lines += [f"  {name:<{width}}  {format_value(value)}{bars.get(name, '')}" for name, value in result.items()]
