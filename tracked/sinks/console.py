@@ -59,9 +59,9 @@ def summary_text(run: Run, result: EvalResult) -> str:
     """The summary shown in the terminal and in ClearML's CONSOLE tab."""
     # A plain function yields nothing: its examples are the dataset's, as num_examples says.
     count = result.get("num_examples", run.count)
-    count = (
-        int(count) if isinstance(count, (int, float)) and not isinstance(count, bool) and count == count else run.count
-    )
+    if not isinstance(count, (int, float)) or isinstance(count, bool) or not math.isfinite(count):
+        count = run.count
+    count = int(count)
     plural = "" if count == 1 else "s"
     lines = [f"tracked: {run.name} {run.status} in {run.duration:.3f} s, {count} example{plural}"]
     width = max((len(name) for name in result), default=0)
