@@ -77,3 +77,17 @@ def test_the_walkthrough_two_models_compared_paired(clearml_cache: Path) -> None
     assert row["n"] == 10
     assert row["diff"] < 0
     assert read_session(weak).single_values["token_recall"] < read_session(good).single_values["token_recall"]
+
+
+def test_a_users_test_run_sees_no_warnings_from_clearmls_dependencies(clearml_cache: Path) -> None:
+    """With every warning shown (as in a user's pytest run), an evaluation brings none of ClearML's own."""
+    code = (
+        "from tracked import tracked_eval\n"
+        "@tracked_eval(verbose=False)\n"
+        "def evaluate(dataset):\n    yield from dataset\n"
+        "evaluate([1.0, 2.0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    assert "Warning" not in done.stderr, done.stderr[:2000]

@@ -10,6 +10,7 @@ import random
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any, TextIO
 
@@ -21,6 +22,15 @@ FRAMEWORKS = (
     "fastai", "lightgbm", "hydra", "joblib", "megengine", "catboost", "gradio", "tfdefines",
 )  # fmt: skip
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
+
+
+@contextlib.contextmanager
+def quiet_dependencies() -> Iterator[None]:
+    """ClearML's bundled config parser uses pyparsing's old names: about 80 DeprecationWarnings per run
+    would land in the user's test suite. Only warnings raised from ClearML's and pyparsing's code are hidden."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(clearml|pyparsing)(\.|$)")
+        yield
 
 
 def server_configured() -> bool:

@@ -30,6 +30,7 @@ from ._clearml_setup import (
     clearml_environ,
     guarded_stdout,
     process_untouched,
+    quiet_dependencies,
     restore,
     server_configured,
     server_unreachable,
@@ -207,7 +208,7 @@ class ClearMLSink:
 
     def start(self, run: Run) -> None:
         try:
-            with _LOCK:
+            with _LOCK, quiet_dependencies():
                 self._open(run)
         except Exception as exc:  # noqa: BLE001 - ClearML must never break the evaluation
             self.task = None
@@ -273,6 +274,10 @@ class ClearMLSink:
         return f"{self.prefix}/{metric}" if self.prefix else metric
 
     def finish(self, run: Run, result: EvalResult) -> None:
+        with quiet_dependencies():
+            self._finish_within_deadline(run, result)
+
+    def _finish_within_deadline(self, run: Run, result: EvalResult) -> None:
         try:
             if self._offline is not None or self.task is None:
                 self._finish(run, result)
