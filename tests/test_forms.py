@@ -183,24 +183,40 @@ def test_result_is_a_read_only_mapping_with_run_details() -> None:
     assert result.metrics == dict(result)
 
 
-def test_enabled_false_returns_the_function_itself() -> None:
-    """enabled=False costs nothing: the decorator hands back the original function."""
+def test_enabled_false_gives_the_same_kind_of_result_and_writes_nothing(
+    clearml_cache: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """enabled=False: callers keep working (an EvalResult with its metrics and examples); no task, file or output."""
 
-    def evaluate() -> Iterator[int]:
-        yield 1
+    @tracked_eval(enabled=False)
+    def evaluate() -> Iterator[dict[str, Any]]:
+        yield {"correct": 1.0, "prediction": "a"}
+        yield {"correct": 0.0, "prediction": "b"}
 
-    assert tracked_eval(enabled=False)(evaluate) is evaluate
+    result = evaluate()
+    assert isinstance(result, EvalResult)
+    assert result["correct"] == 0.5
+    assert result["num_examples"] == 2
+    assert list(result.examples["prediction"]) == ["a", "b"]
+    assert result.task_id is None
+    assert result.session_dir is None
+    assert capsys.readouterr() == ("", "")
+    assert not clearml_cache.exists() or not any(clearml_cache.iterdir())
 
 
-def test_environment_switch_makes_the_call_untracked(monkeypatch: pytest.MonkeyPatch, clearml_cache: Any) -> None:
-    """TRACKED_ENABLED=0: a generator function returns a plain generator, a function its own value."""
+def test_environment_switch_off_keeps_every_form_returning_results(
+    monkeypatch: pytest.MonkeyPatch, clearml_cache: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TRACKED_ENABLED=0 (CI, unit tests): every form returns what it returns when on; nothing is recorded."""
     monkeypatch.setenv("TRACKED_ENABLED", "0")
-    gen = generator()
-    assert inspect.isgenerator(gen)
-    assert list(gen) == SCORES
-    assert plain() == {"accuracy": 0.75, "threshold": 0.5}
-    assert asyncio.run(coroutine()) == {"accuracy": 0.5}
-    assert not (clearml_cache / "offline").exists()
+    result = generator()
+    assert isinstance(result, EvalResult)
+    assert result["score"] == sum(SCORES) / len(SCORES)
+    assert plain()["accuracy"] == 0.75
+    assert asyncio.run(coroutine())["accuracy"] == 0.5
+    assert asyncio.run(async_generator())["num_examples"] > 0
+    assert capsys.readouterr() == ("", "")
+    assert not clearml_cache.exists() or not any(clearml_cache.iterdir())
 
 
 def test_argument_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:

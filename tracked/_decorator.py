@@ -61,6 +61,8 @@ def _begin(
 
     given_args, given_kwargs = args, kwargs
     earlier = None
+    if not settings.enabled:  # off: the same kind of result, counted here, recorded and printed nowhere
+        return _untracked(wrapped, settings, yields), args, kwargs
     try:
         name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
         call = describe_call(wrapped, args, kwargs, settings, yields)
@@ -79,12 +81,17 @@ def _begin(
         if earlier is not None:
             earlier.release()
     try:  # the call still returns what it would have with tracking: its result, counted here (all of it)
-        from ._call import CallInfo
-
-        name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
-        return Run(settings, name, CallInfo(yields=yields), []), given_args, given_kwargs
+        return _untracked(wrapped, settings, yields), given_args, given_kwargs
     except Exception:  # noqa: BLE001
         return None, given_args, given_kwargs
+
+
+def _untracked(wrapped: Callable[..., Any], settings: Settings, yields: bool) -> Run:
+    """A run with no sinks: the result is made as usual; nothing is written, streamed or printed."""
+    from ._call import CallInfo
+
+    name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
+    return Run(settings, name, CallInfo(yields=yields), [])
 
 
 def _settings(given: Mapping[str, Any]) -> Settings:
@@ -97,9 +104,7 @@ def _settings(given: Mapping[str, Any]) -> Settings:
 def _plain(given: Mapping[str, Any]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         settings = _settings(given)
-        run, args, kwargs = (
-            _begin(wrapped, args, kwargs, settings, yields=False) if settings.enabled else (None, args, kwargs)
-        )
+        run, args, kwargs = _begin(wrapped, args, kwargs, settings, yields=False)
         if run is None:
             return wrapped(*args, **kwargs)
         from ._lifecycle import redeliver, sigterm_as_exception
@@ -124,9 +129,7 @@ def _capture(inner: Generator[Any, Any, Any], box: list[Any]) -> Generator[Any, 
 def _generator(given: Mapping[str, Any]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         settings = _settings(given)
-        run, args, kwargs = (
-            _begin(wrapped, args, kwargs, settings, yields=True) if settings.enabled else (None, args, kwargs)
-        )
+        run, args, kwargs = _begin(wrapped, args, kwargs, settings, yields=True)
         if run is None:
             return wrapped(*args, **kwargs)
         if settings.lazy:
@@ -165,10 +168,7 @@ def _coroutine(given: Mapping[str, Any]) -> Wrapper:
         return finish(run, COMPLETED, returned)
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        settings = _settings(given)
-        if not settings.enabled:
-            return wrapped(*args, **kwargs)
-        return tracked_call(wrapped, args, kwargs, settings)
+        return tracked_call(wrapped, args, kwargs, _settings(given))
 
     return wrapper
 
@@ -189,8 +189,6 @@ def _async_generator(given: Mapping[str, Any]) -> Wrapper:
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         settings = _settings(given)
-        if not settings.enabled:
-            return wrapped(*args, **kwargs)
         if settings.lazy:
             run, args, kwargs = _begin(wrapped, args, kwargs, settings, yields=True)
             inner = wrapped(*args, **kwargs)
@@ -340,8 +338,6 @@ def tracked_eval(func: Any = None, /, **options: Any) -> Any:
     given = check_options(options)
 
     def decorate(f: Any) -> Any:
-        if given.get("enabled") is False:
-            return f  # tracking off: the function itself, at zero cost
         kind = _kind(f)
         wrapper = _function_wrapper_class()(f, kind(given))
         if not given.get("lazy"):
