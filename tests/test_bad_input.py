@@ -222,3 +222,40 @@ def test_an_x_y_pair_counts_rows_and_the_summary_agrees(capsys: pytest.CaptureFi
     assert "completed in" in capsys.readouterr().out.split(", 5 examples")[0]
     ambiguous = evaluate(None, dataset=(np.zeros((5, 3)), np.zeros(4)))
     assert "dataset_num_eval" not in ambiguous
+
+
+def test_labels_ids_and_predictions_are_details_not_metrics() -> None:
+    """{"correct": 1, "label": 7, "pred": 7}: only `correct` is averaged; the others are kept per example."""
+
+    @tracked_eval(verbose=False)
+    def evaluate(rows: list[dict[str, int]]) -> Iterator[dict[str, int]]:
+        yield from rows
+
+    rows = [{"correct": int(i % 3 == 0), "label": i % 10, "pred": (i + 1) % 10, "question_id": i} for i in range(30)]
+    result = evaluate(rows)
+    assert set(result) == {"correct", "num_examples", "duration_seconds"}
+    assert list(result.stats.index) == ["correct"]
+    assert list(result.examples["label"][:3]) == ["0", "1", "2"]
+    assert list(result.examples["question_id"][-1:]) == ["29"]
+
+
+def test_an_integer_field_averaged_warns_once_and_the_options_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    @tracked_eval(verbose=False)
+    def evaluate(rows: list[dict[str, int]]) -> Iterator[dict[str, int]]:
+        yield from rows
+
+    rows = [{"correct": 1, "bucket": 7, "tier": 3}, {"correct": 0, "bucket": 2, "tier": 5}]
+    with pytest.warns(UserWarning, match="field 'bucket' holds an integer") as caught:
+        result = evaluate(rows)
+    assert len([w for w in caught if "holds an integer" in str(w.message)]) == 1
+    assert result["bucket"] == 4.5  # averaged, as asked: the warning says how to keep it a detail
+
+    chosen = tracked_eval(verbose=False, metrics=["correct"])(evaluate.__wrapped__)
+    assert set(chosen(rows)) == {"correct", "num_examples", "duration_seconds"}
+    named = tracked_eval(verbose=False, details=["bucket"])(evaluate.__wrapped__)
+    with pytest.warns(UserWarning, match="field 'tier' holds an integer"):
+        assert "bucket" not in named(rows)
+    monkeypatch.setenv("TRACKED_METRICS", "correct, tier")
+    from_env = tracked_eval(verbose=False)(evaluate.__wrapped__)
+    assert set(from_env(rows)) >= {"correct", "tier"}
+    assert "bucket" not in from_env(rows)

@@ -9,7 +9,7 @@ function inside a ``Run``.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._generators import TrackedAsyncGenerator, TrackedGenerator
@@ -292,6 +292,8 @@ def tracked_eval(
     flush_interval: float | None = None,
     resume: bool | None = None,
     max_metrics: int | None = None,
+    metrics: Sequence[str] | None = None,
+    details: Sequence[str] | None = None,
     cluster_by: str | None = None,
     group_by: str | None = None,
 ) -> Callable[[F], F]: ...
@@ -319,6 +321,8 @@ def tracked_eval(
     flush_interval: float | None = None,
     resume: bool | None = None,
     max_metrics: int | None = None,
+    metrics: Sequence[str] | None = None,
+    details: Sequence[str] | None = None,
     cluster_by: str | None = None,
     group_by: str | None = None,
 ) -> _Decorator: ...

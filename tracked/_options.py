@@ -69,6 +69,10 @@ class Settings(NamedTuple):
     #: Distinct metric names at most; later new names are kept as details (a metric per example id
     #: would take memory N x N).
     max_metrics: int = 1000
+    #: Fields that are metrics (averaged); when given, every other field is a detail.
+    metrics: tuple[str, ...] = ()
+    #: Fields that are details (kept as text) even when numeric: labels, classes, ids.
+    details: tuple[str, ...] = ()
     #: A detail (or metric) whose value groups related examples (a passage id): standard errors and
     #: confidence intervals are then the clustered ones. "" for none.
     cluster_by: str = ""
@@ -116,6 +120,8 @@ def _parse(name: str, raw: str) -> Any:
         if word in _FALSE:
             return False
         raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
+    if kind is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     if kind in (int, float):
         try:
             return kind(raw)
@@ -138,6 +144,14 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
             isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _FOREVER_S
         ):
             raise SettingsError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    for name in ("metrics", "details"):
+        value = given.get(name)
+        if isinstance(value, str):
+            given[name] = value = (value,)
+        if value is not None:
+            if not isinstance(value, (list, tuple, set, frozenset)) or not all(isinstance(v, str) for v in value):
+                raise SettingsError(f"{name} must be a list of field names, got {value!r}")
+            given[name] = tuple(value)
     for name in ("max_points", "console_examples", "max_metrics"):
         value = given.get(name)
         positive = name != "console_examples"

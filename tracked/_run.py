@@ -12,6 +12,7 @@ tables and closing happen once, in ``Run.end``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +29,27 @@ if TYPE_CHECKING:
     from ._result import EvalResult
     from ._resume import Earlier
     from .sinks import Sink
+
+#: The last word of a field name that makes it a detail, not a metric, even when its values are numbers.
+LABEL_WORDS = frozenset((
+    "id", "ids", "idx", "index", "uid", "uuid", "key", "label", "labels", "class", "classes", "cls", "category",
+    "target", "targets", "gold", "pred", "preds", "prediction", "predictions", "predicted", "answer", "answers",
+    "reference", "references", "ref",
+))  # fmt: skip
+
+
+def is_metric(name: str, settings: Settings) -> bool:
+    """Whether a numeric field is averaged: named in ``metrics`` (when given), not named in ``details``,
+    and not called like an id, a label, a class or a prediction (``question_id``, ``label``, ``y_pred``)."""
+    if name in settings.details:
+        return False
+    if settings.metrics:
+        return name in settings.metrics
+    words = [w for w in re.split(r"[^0-9a-z]+", name.lower()) if w]
+    if not words:
+        return True
+    return words[-1] not in LABEL_WORDS and not (len(words) == 2 and words[0] == "y")
+
 
 #: Characters of a detail kept in memory; a longer one goes to the journal at once (memory stays bounded).
 LONG_DETAIL = 4096
@@ -95,6 +117,9 @@ class Run:
         self.series: dict[str, Series] = {}
         #: (example index, field -> text) for examples that have details.
         self.details: list[tuple[int, dict[str, str]]] = []
+        #: Fields found to be details (labels, ids, or not among ``metrics``), however numeric.
+        self._details_only: set[str] = set()
+        self._warned_label = False
         #: Writes a long detail to disk at once (the journal sets it); False when it could not.
         self.spill: Callable[[int, str, str], bool] | None = None
         #: field (None: the whole item) -> (number of values skipped, first message).
@@ -175,9 +200,15 @@ class Run:
             self._add_value(index, None, self.settings.default_metric, item)
 
     def _series(self, name: str, index: int) -> Series | None:
-        """The metric's series; None once ``max_metrics`` names are taken (the value is then a detail)."""
+        """The metric's series; None for a field that is a detail (a label, an id; see ``is_metric``)
+        and once ``max_metrics`` names are taken (the value is then a detail)."""
         series = self.series.get(name)
         if series is None:
+            if name in self._details_only:
+                return None
+            if name != self.settings.default_metric and not is_metric(name, self.settings):
+                self._details_only.add(name)
+                return None
             if len(self.series) >= self.settings.max_metrics:
                 self._too_many(index, name)
                 return None
@@ -216,7 +247,12 @@ class Run:
             if self._add_value(index, name, name, value) is False:  # text, or no room for another metric
                 if details is None:
                     details = {}
-                if name in self.series or not self._warned_names or not is_number_like(value):
+                if (
+                    name in self.series
+                    or name in self._details_only
+                    or not self._warned_names
+                    or not is_number_like(value)
+                ):
                     text = as_detail(value)
                     details[name] = text if len(text) <= LONG_DETAIL else self._long(index, name, text)
                 else:  # a metric name past max_metrics: one column for all of them, not one per name
@@ -247,11 +283,24 @@ class Run:
             self._skip(index, field, str(exc))
             return True
         if number is not None:
+            if type(value) is int and not 0 <= value <= 1 and name not in self.series:
+                self._label_averaged(index, name, value)
             return self._metric(name, index, number) or field is None
         if field is not None:
             return False
         self._skip(index, None, f"{type(value).__name__} is neither a number nor a mapping of metric -> number")
         return True
+
+    def _label_averaged(self, index: int, name: str, value: int) -> None:
+        """An integer such as 7 in a field not named as a metric may be a class label: say so, once."""
+        if self._warned_label or self.settings.metrics or not is_metric(name, self.settings):
+            return
+        self._warned_label = True
+        warn(
+            f"{self.name}: example {index}, field {name!r} holds an integer ({value}) and is averaged as a metric; "
+            f"if it is a label, a class or an id, name it in details=[{name!r}] (or list the metrics: metrics=[...])",
+            stacklevel=6,
+        )
 
     def _skip(self, index: int, field: str | None, message: str) -> None:
         # Invalid values are skipped with a warning rather than raised: an
