@@ -145,3 +145,42 @@ def test_cancelled_asyncio_task_records_the_partial_run(clearml_cache: Path) -> 
     session = read_session(folder)
     assert session.status == "stopped"
     assert 1 <= session.single_values["num_examples"] < 1000
+
+
+@tracked_eval(lazy=True, verbose=False)
+def scores(n: int) -> Generator[float, None, None]:
+    for i in range(n):
+        yield float(i)
+
+
+def test_a_lazy_generator_left_with_break_inside_with_is_recorded_at_once() -> None:
+    """``with ... as gen``: a ``break`` ends the run on leaving the block; ``gen.result`` is set there."""
+    with scores(10) as gen:
+        for value in gen:
+            if value == 3.0:
+                break
+    assert gen.result is not None
+    assert gen.result.status == "stopped"
+    assert gen.result["num_examples"] == 4
+    with scores(3) as whole:
+        assert list(whole) == [0.0, 1.0, 2.0]
+    assert whole.result is not None
+    assert whole.result.status == "completed"
+
+
+def test_a_lazy_async_generator_as_an_async_context_manager() -> None:
+    @tracked_eval(lazy=True, verbose=False)
+    async def numbers() -> AsyncIterator[float]:
+        for i in range(10):
+            yield float(i)
+
+    async def consume() -> object:
+        async with numbers() as gen:
+            async for value in gen:
+                if value == 1.0:
+                    break
+        return gen.result
+
+    result = asyncio.run(consume())
+    assert result is not None
+    assert result["num_examples"] == 2  # type: ignore[index]

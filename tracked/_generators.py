@@ -57,6 +57,14 @@ class TrackedGenerator(Generator[Any, Any, Any]):
             if self._run.result is None:
                 finish(self._run, STOPPED)
 
+    def __enter__(self) -> TrackedGenerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """``with evaluate(..., lazy=True) as gen:``: left early (``break``, an exception), the run is
+        recorded at once with what was consumed (``stopped``); ``gen.result`` is then set."""
+        self.close()
+
     def __del__(self) -> None:
         # An abandoned generator still records what was consumed.
         if getattr(self, "_run", None) is not None and self._run.result is None:
@@ -95,6 +103,12 @@ class TrackedAsyncGenerator(AsyncGenerator[Any, Any]):
 
     def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         return self._step("athrow", typ, val, tb) if val is not None or tb is not None else self._step("athrow", typ)
+
+    async def __aenter__(self) -> TrackedAsyncGenerator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         try:
