@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,20 @@ def test_hyperparameters_and_status_are_read(tmp_path: Path) -> None:
     assert session.id == "offline-1"
     assert session.scalars == {}
     assert session.console == ""
+
+
+def test_the_examples_of_a_completed_run_read_back_without_unpickling(clearml_cache: Path) -> None:
+    """read_session(...).examples(): the per-example table from the session's journal, folder or zip."""
+
+    @tracked_eval(verbose=False)
+    def evaluate(n: int) -> Iterator[dict[str, object]]:
+        for i in range(n):
+            yield {"correct": float(i % 2), "loss": i / 10, "prediction": f"p{i}"}
+
+    result = evaluate(25)
+    assert result.session_dir is not None
+    for where in (result.session_dir, Path(f"{result.session_dir}.zip")):
+        examples = read_session(where).examples()
+        assert list(examples.columns) == ["correct", "loss", "prediction"]
+        assert examples["correct"].tolist() == result.examples["correct"].tolist()
+        assert examples["prediction"].tolist() == [f"p{i}" for i in range(25)]
