@@ -273,3 +273,16 @@ def test_a_glob_matching_a_folder_and_its_zip_shows_the_run_once(three_runs: lis
     assert code == 0
     assert [line.split("  ")[0] for line in out.splitlines()[1:4]] == ["Exp #1", "Exp #2", "Exp #3"]
     assert out.count("Exp #1") == 1
+
+
+def test_report_compares_runs_of_different_lengths_on_a_shared_axis(tmp_path: Path) -> None:
+    """A 1,000-example run beside 10-example ones: running means over % of each run, raw points a click away."""
+    long_run = run_eval("long", [i % 3 / 2 for i in range(1000)])
+    short_run = run_eval("short", [0.5] * 10)
+    output = tmp_path / "report.html"
+    assert cli("report", str(long_run), str(short_run), "-o", str(output))[0] == 0
+    page = output.read_text(encoding="utf-8")
+    assert "% of the run" in page
+    assert '"label":"example"' in page.replace(" ", "")
+    assert '"visible":"legendonly"' in page.replace(" ", "")  # raw points hidden, not dropped
+    assert "Paired comparison" in page

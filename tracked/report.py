@@ -68,8 +68,18 @@ def _cell(value: Any) -> str:
     return "" if isinstance(value, float) and value != value else format_cell(value)  # NaN: no such metric
 
 
+#: plotly's default qualitative colours (plotly.colors.qualitative.Plotly).
+PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52")
+
+
 def _charts(sessions: Sequence[Session], names: Sequence[str]) -> list[str]:
-    """One chart per (title, metric): each run's points and its running mean, overlaid."""
+    """One chart per (title, metric): each run's points and its running mean, overlaid.
+
+    Several runs of different lengths on one example axis are unreadable (a 1,000-example run
+    squeezes a 10-example one against the left edge, and its raw points hide the rest). Comparing,
+    the chart shows the running means against the share of each run's examples (0-100%), with a
+    button to switch to the example index; raw points are one legend click away.
+    """
     import plotly.graph_objects as go
 
     metrics: dict[tuple[str, str], None] = {}
@@ -78,26 +88,62 @@ def _charts(sessions: Sequence[Session], names: Sequence[str]) -> list[str]:
             for name in series:
                 if not name.endswith(_RUNNING):
                     metrics[(title, name)] = None
+    comparing = len(sessions) > 1
     divs = []
     for title, metric in metrics:
         figure = go.Figure()
-        for session, run in zip(sessions, names, strict=True):
+        by_index: list[list[float]] = []
+        by_share: list[list[float]] = []
+        for number, (session, run) in enumerate(zip(sessions, names, strict=True)):
             series = session.scalars.get(title, {})
+            length = _length(session, series)
+            color = PALETTE[number % len(PALETTE)]  # a run's points and running mean in one colour
             for name, dash in ((metric, None), (metric + _RUNNING, "dash")):
                 points = series.get(name)
                 if points:
                     # plotly renders HTML in names: a name is text, escaped
-                    label = html.escape(name if len(sessions) == 1 else f"{run}: {name}")
-                    xs, ys = [i for i, _ in points], [v for _, v in points]
-                    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=label, line={"dash": dash}))
-        figure.update_layout(
-            title=html.escape(f"{title} / {metric}"),
-            xaxis_title="example",
-            height=360,
-            margin={"t": 48, "b": 40, "l": 48, "r": 16},
-        )
+                    label = html.escape(name if not comparing else f"{run}: {name}")
+                    xs, ys = [float(i) for i, _ in points], [v for _, v in points]
+                    shares = [100.0 * (x + 1) / length for x in xs]
+                    by_index.append(xs)
+                    by_share.append(shares)
+                    raw_hidden = comparing and dash is None and (metric + _RUNNING) in series
+                    figure.add_trace(
+                        go.Scatter(
+                            x=shares if comparing else xs, y=ys, mode="lines", name=label,
+                            line={"dash": dash, "color": color}, visible="legendonly" if raw_hidden else True,
+                        )
+                    )  # fmt: skip
+        layout: dict[str, Any] = {
+            "title": html.escape(f"{title} / {metric}"),
+            "xaxis_title": "% of the run's examples" if comparing else "example",
+            "height": 360,
+            "margin": {"t": 48, "b": 40, "l": 48, "r": 16},
+        }
+        if comparing:
+            layout["updatemenus"] = [
+                {
+                    "type": "buttons", "direction": "left", "x": 1, "y": 1.18, "xanchor": "right",
+                    "buttons": [
+                        {"label": "% of run", "method": "update",
+                         "args": [{"x": by_share}, {"xaxis.title.text": "% of the run's examples"}]},
+                        {"label": "example", "method": "update",
+                         "args": [{"x": by_index}, {"xaxis.title.text": "example"}]},
+                    ],
+                }
+            ]  # fmt: skip
+        figure.update_layout(**layout)
         divs.append(f'<div class="chart">{figure.to_html(full_html=False, include_plotlyjs=False)}</div>')
     return divs
+
+
+def _length(session: Session, series: dict[str, list[tuple[int, float]]]) -> float:
+    """The run's number of examples: its count, else one past its last point."""
+    count = session.single_values.get("num_examples")
+    if count is not None and count == count and count >= 1:
+        return float(count)
+    last = max((points[-1][0] for points in series.values() if points), default=0)
+    return float(last + 1)
 
 
 def _with_error_bar(value: Any, interval: tuple[float, float] | None) -> Any:
