@@ -82,6 +82,7 @@ def test_compare_formats(three_runs: list[Path]) -> None:
     assert "| Exp #2 | _0.875 ± 0.1414_ |" in cli("compare", *paths, "--format", "markdown")[1]
     csv = cli("compare", *paths, "--format", "csv")[1]
     assert csv.splitlines()[0].startswith("run,token_recall,token_recall_ci_low,token_recall_ci_high,num_examples")
+    assert csv.splitlines()[2].split(",")[4] == "4"  # Exp #2's num_examples: a count, not 4.0
     data = json.loads(cli("compare", *paths, "--format", "json")[1])
     assert [r["run"] for r in data["runs"]] == ["Exp #1", "Exp #2", "Exp #3"]
     assert data["runs"][1]["num_examples"] == 4  # a count, not 4.0

@@ -225,6 +225,10 @@ def render_compare(frame: pd.DataFrame, fmt: str) -> str:
                 if any(v == v for v in values):
                     wide.insert(position + 1, f"{metric}_{name}", values)
         if fmt == "csv":
+            for column in wide.columns:  # counts as integers (10, not 10.0); missing cells stay empty
+                values = wide[column]
+                if values.dtype.kind == "f" and values.dropna().map(float.is_integer).all() and values.notna().any():
+                    wide[column] = values.astype("Int64")
             return str(wide.to_csv())
         runs = [{"run": run, **{k: _plain(v) for k, v in row.items() if v == v}} for run, row in wide.iterrows()]
         return json.dumps({"runs": runs, "best": best, "tied": tied}, indent=2) + "\n"
