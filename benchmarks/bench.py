@@ -41,7 +41,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = {"float": "one float", "map3": "mapping of 3 metrics", "tensor": "torch CPU scalar tensor"}
+SHAPES = {
+    "float": "one float",
+    "map3": "mapping of 3 metrics",
+    "tensor": "torch CPU scalar tensor",
+    "batch1": "batch(1,000 × 1 numpy metric)",
+    "batch3": "batch(1,000 × 3 numpy metrics + text)",
+    "batch-torch": "batch(1,000 × 3 torch CPU metrics)",
+    "batch-cuda": "batch(1,000 × 3 torch CUDA metrics)",
+}
+BATCH = 1000  # examples per batch in the batch shapes
 TENSOR_MAX_N = 100_000  # a million torch tensor objects alone take gigabytes
 SEED_MAX_N = 1_000  # ~1.2-3.5 ms per example with ClearML's defaults: 1,000 is ~1 minute with repeats
 
@@ -61,6 +70,8 @@ def reset_peak_rss() -> None:
 
 
 def make_items(n: int, shape: str) -> list[Any]:
+    if shape.startswith("batch"):
+        return make_batches(n, shape)
     values = [((i * 7919) % 1000) / 1000 for i in range(n)]
     if shape == "tensor":
         import torch
@@ -69,9 +80,36 @@ def make_items(n: int, shape: str) -> list[Any]:
     return values if shape == "float" else [{"a": v, "b": 1.0 - v, "c": v * v} for v in values]
 
 
-def evaluation(items: list[Any], marks: dict[str, float]) -> Iterator[Any]:
+def make_batches(n: int, shape: str) -> list[dict[str, Any]]:
+    """The columns of each batch, made before timing (a bare loop consumes the same columns)."""
+    import numpy as np
+
+    values = ((np.arange(n) * 7919) % 1000) / 1000
+    texts = [f"answer {i}" for i in range(n)] if shape == "batch3" else []
+    batches = []
+    for start in range(0, n, BATCH):
+        part = values[start : start + BATCH]
+        columns: dict[str, Any] = {"a": part} if shape == "batch1" else {"a": part, "b": 1.0 - part, "c": part * part}
+        if shape == "batch3":
+            columns["prediction"] = texts[start : start + BATCH]
+        if shape.startswith("batch-"):
+            import torch
+
+            device = "cuda" if shape == "batch-cuda" else "cpu"
+            columns = {k: torch.tensor(v, device=device) for k, v in columns.items()}
+        batches.append(columns)
+    return batches
+
+
+def evaluation(items: list[Any], marks: dict[str, float], batched: bool = False) -> Iterator[Any]:
     marks["first"] = time.perf_counter()
-    yield from items
+    if batched:
+        from tracked import batch
+
+        for columns in items:
+            yield batch(columns)
+    else:
+        yield from items
     marks["last"] = time.perf_counter()
 
 
@@ -95,8 +133,9 @@ def child(variant: str, n: int, shape: str) -> dict[str, Any]:
         options = {"verbose": True, "progress": "on", "flush_interval": 0.2}
         draw_on_a_terminal()
     tracked = tracked_eval(project="bench", task_name=f"{variant}-{shape}-{n}", **options)(evaluation)
+    batched = shape.startswith("batch")
     if variant in ("tracked", "live"):
-        tracked(make_items(10, shape), {})  # warm-up: ClearML's one-off start-up costs
+        tracked(make_items(BATCH if batched else 10, shape), {}, batched)  # warm-up: one-off start-up costs
     items = make_items(n, shape)
     reset_peak_rss()
     before = status_mb("VmRSS")
@@ -105,7 +144,7 @@ def child(variant: str, n: int, shape: str) -> dict[str, Any]:
         for _item in evaluation(items, marks):
             pass
     elif variant in ("tracked", "live"):
-        result = tracked(items, marks)
+        result = tracked(items, marks, batched)
         folder = result.session_dir
     else:
         folder = seed_loop(items, marks, shape)
@@ -210,7 +249,11 @@ def import_ms() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,100000,1000000")
-    parser.add_argument("--shapes", default="float,map3,tensor", help="tensor runs only where torch is installed")
+    parser.add_argument(
+        "--shapes",
+        default="float,map3,tensor,batch1,batch3,batch-torch,batch-cuda",
+        help="tensor and batch-torch rows need torch; batch-cuda a CUDA device",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed-max", type=int, default=SEED_MAX_N)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -229,17 +272,27 @@ def main() -> None:
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory(prefix="tracked-bench-") as cache:
         for shape in args.shapes.split(","):
-            if shape == "tensor" and importlib.util.find_spec("torch") is None:
-                print("  torch is not installed: no tensor rows", file=sys.stderr)
+            if shape in ("tensor", "batch-torch", "batch-cuda") and importlib.util.find_spec("torch") is None:
+                print(f"  torch is not installed: no {shape} rows", file=sys.stderr)
+                continue
+            if shape == "batch-cuda" and not _cuda():
+                print("  no CUDA device here: no batch-cuda rows", file=sys.stderr)
                 continue
             for n in (int(s) for s in args.sizes.split(",")):
                 if shape == "tensor" and n > TENSOR_MAX_N:
                     continue
                 bare = measure("bare", n, shape, args.repeat, cache)
-                variants = ["tracked", "live"] + (["seed"] if n <= args.seed_max else [])
+                seed = n <= args.seed_max and not shape.startswith("batch")
+                variants = ["tracked", "live"] + (["seed"] if seed else [])
                 for variant in ["bare", *variants]:
                     m = bare if variant == "bare" else measure(variant, n, shape, args.repeat, cache)
                     print_row(SHAPES[shape], n, variant, (m["loop"] - bare["loop"]) / n * 1e6, m, args.repeat)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def print_row(shape: str, n: int, variant: str, overhead: float, m: dict[str, float], repeat: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._batch import batch
 from ._decorator import tracked_eval
 from ._options import Settings
 from ._result import EvalResult
@@ -23,6 +24,7 @@ __all__ = [
     "SessionError",
     "Settings",
     "TrackedWarning",
+    "batch",
     "log_metrics",
     "read_session",
     "tracked_eval",

@@ -226,9 +226,17 @@ def read_journal(where: Path | Source, with_data: bool = True, limit: int | None
             text = ""
         for line in text.splitlines():
             try:
-                index, fields = json.loads(line)
+                entry = json.loads(line)
+                if isinstance(entry, dict):  # a batch: {"start", "n", "columns": {field: [text or null]}}
+                    start, columns = int(entry["start"]), dict(entry["columns"])
+                    for j in range(int(entry["n"])):
+                        fields = {str(k): str(v[j]) for k, v in columns.items() if v[j] is not None}
+                        if fields:
+                            journal.details.append((start + j, fields))
+                    continue
+                index, fields = entry
                 journal.details.append((int(index), {str(k): str(v) for k, v in fields.items()}))
-            except (ValueError, TypeError, AttributeError):
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError):
                 journal.problems.append(f"{DETAILS}: an unreadable line")
     return journal
 

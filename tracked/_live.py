@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._chart import Chart, Points
+from ._details import Block, Row
 from ._storage import CHUNK
 from ._warn import warn
 
@@ -46,10 +47,13 @@ class Update:
     #: metric -> (first, end) positions of its values new since the last update; read them with ``blocks``.
     new: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: (example index, field -> text) new since the last update.
-    details: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    #: New details: a row per single example, a block per batch (``_details``).
+    details: list[Row | Block] = field(default_factory=list)
     #: metric -> new progress points (and running means).
     points: dict[str, Points] = field(default_factory=dict)
-    #: When these points were made (epoch seconds), for their timestamps.
+    #: metric -> when the example of each point (and of each running mean) was scored, epoch seconds.
+    times: dict[str, tuple[FloatArray, FloatArray]] = field(default_factory=dict)
+    #: When this update was made (epoch seconds).
     time: float = 0.0
     #: The last update: the run has ended (``run.status`` says how).
     final: bool = False
@@ -83,7 +87,12 @@ class Live:
         #: Examples gathered: every value of every example before this one has been read.
         self.examples = 0
         self._pending_points: dict[str, list[Points]] = {}
-        self._pending_details: list[tuple[int, dict[str, str]]] = []
+        self._pending_times: dict[str, list[tuple[FloatArray, FloatArray]]] = {}
+        # The last look at the run: (examples whole by then, epoch seconds). The examples between two looks
+        # were scored between their times; no clock is read per example (see ``_stamp``).
+        self._seen: tuple[int, float] = (run.count, time.time())
+        self._window: tuple[int, float, int, float] = (*self._seen, *self._seen)
+        self._pending_details: list[Row | Block] = []
         self._tickers: list[Any] = [s for s in run.sinks if getattr(s, "tick", None) is not None]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -139,6 +148,9 @@ class Live:
                     series.batch = 0  # tensors waiting for a batch: the evaluation moves them at its next one
                     limit = min(limit, pending[0][0])
             limit = max(limit, self.examples)
+            now = time.time()
+            self._window = (*self._seen, limit, now)
+            self._seen = (limit, now)
             for name, series in list(run.series.items()):
                 lo, hi = self._gathered.get(name, 0), series.before(limit)
                 if hi <= lo:
@@ -147,15 +159,29 @@ class Live:
                 if chart is None:
                     chart = self.charts[name] = Chart(run.settings.max_points, run.expected)
                 points = self._pending_points.setdefault(name, [])
+                times = self._pending_times.setdefault(name, [])
                 for start in range(lo, hi, CHUNK):  # a chunk at a time: no copy of a whole long run
-                    points.append(chart.feed(*series.read(start, min(start + CHUNK, hi))))
+                    made = chart.feed(*series.read(start, min(start + CHUNK, hi)))
+                    points.append(made)
+                    times.append((self._stamp(made[0]), self._stamp(made[2])))
                 self._gathered[name] = hi
-            details, seen = run.details, self._details_seen
-            while seen < len(details) and details[seen][0] < limit:
-                self._pending_details.append(details[seen])
-                seen += 1
-            self._details_seen = seen
+            entries, self._details_seen = run.details.entries_from(self._details_seen, limit, run.settle)
+            self._pending_details.extend(entries)
             self.examples = limit
+
+    def _stamp(self, iterations: IntArray) -> FloatArray:
+        """When the examples at ``iterations`` were scored, as far as the looks at the run tell.
+
+        Between two looks (every tick of this thread, 0.5 s with a progress
+        bar, else every flush) the examples that became whole are spread
+        evenly over the interval, the last one at the second look: off by at
+        most the interval, never later than the example was seen done. An
+        example seen at an earlier look (the last point of a range closed at
+        the end) gets that look's time.
+        """
+        first, then, last, now = self._window
+        share = (iterations.astype(np.float64) + 1 - first) / max(last - first, 1)
+        return np.asarray(then + np.clip(share, 0.0, 1.0) * (now - then), dtype=np.float64)
 
     def take(self, final: bool = False) -> Update:
         """Everything gathered since the last update (with ``final``: the last chart points too)."""
@@ -170,14 +196,18 @@ class Live:
             names = list(self.charts) if final else list(self._pending_points)
             for name in names:
                 parts = self._pending_points.get(name, [])
+                stamps = self._pending_times.get(name, [])
                 if final:
-                    parts = [*parts, self.charts[name].close()]
+                    last = self.charts[name].close()
+                    parts, stamps = [*parts, last], [*stamps, (self._stamp(last[0]), self._stamp(last[2]))]
                 iterations, values, mean_iterations, means = (
                     _join([p[k] for p in parts], np.int64 if k % 2 == 0 else float) for k in range(4)
                 )
                 update.points[name] = (iterations, values, mean_iterations, means)
+                update.times[name] = (_join([t[0] for t in stamps], float), _join([t[1] for t in stamps], float))
             update.details, self._pending_details = self._pending_details, []
             self._pending_points.clear()
+            self._pending_times.clear()
         return update
 
     def flush(self, final: bool = False) -> None:

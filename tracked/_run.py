@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._batch import batch
+from ._details import Block, Details
 from ._options import Settings
 from ._storage import Series
 from ._values import InvalidValue, as_detail, as_number, is_number_like, is_scalar_tensor
@@ -116,10 +118,12 @@ class Run:
         self.count = 0
         self.series: dict[str, Series] = {}
         #: (example index, field -> text) for examples that have details.
-        self.details: list[tuple[int, dict[str, str]]] = []
+        self.details = Details()
         #: Fields found to be details (labels, ids, or not among ``metrics``), however numeric.
         self._details_only: set[str] = set()
         self._warned_label = False
+        #: Metrics a batch has filled (their integers were looked at once).
+        self._batched: set[str] = set()
         #: Writes a long detail to disk at once (the journal sets it); False when it could not.
         self.spill: Callable[[int, str, str], bool] | None = None
         #: field (None: the whole item) -> (number of values skipped, first message).
@@ -196,6 +200,9 @@ class Run:
                 self._add_value(index, None, self.settings.default_metric, item)
         elif isinstance(item, Mapping):
             self._add_mapping(index, item)
+        elif type(item) is batch:
+            self.count = index  # a batch counts its own examples, once they are all in place
+            self._add_batch(index, item)
         else:
             self._add_value(index, None, self.settings.default_metric, item)
 
@@ -259,7 +266,60 @@ class Run:
                     extra = details.get(MORE_METRICS)
                     details[MORE_METRICS] = f"{extra}; {name}={value}" if extra else f"{name}={value}"
         if details:
-            self.details.append((index, details))
+            self.details.append(index, details)
+
+    def _add_batch(self, first: int, item: batch) -> None:
+        """Many examples at once: each column is stored in one step; the count grows last, so the live
+        thread never takes part of a batch."""
+        from ._batch import BadBatch, as_texts, columns_of
+
+        try:
+            columns = columns_of(item)
+        except BadBatch as exc:
+            count, message = self.skipped.get("(batch)", (0, ""))
+            if not count:
+                message = f"{self.name}: the batch yielded at example {first} is skipped: {exc}"
+                warn(f"{message} (further bad batches are counted, not repeated)", stacklevel=5)
+            self.skipped["(batch)"] = (count + 1, message)
+            return
+        n = columns.n
+        texts: dict[str, list[str | None]] = {}
+        for name, values in columns.numbers.items():
+            present = columns.present.get(name)
+            series = self._series(name, first)
+            if series is None:  # a label, an id, or no room for another metric: details
+                texts[name] = as_texts(values, columns.kinds.get(name, "f"), present)
+                continue
+            if columns.kinds.get(name) in ("i", "u") and name not in self._batched and len(values):
+                outside = (values < 0) | (values > 1)
+                if outside.any():
+                    self._label_averaged(first + int(outside.argmax()), name, int(values[outside.argmax()]))
+            self._batched.add(name)
+            if present is None:
+                series.put(range(first, first + n), values)
+            else:
+                import numpy as np
+
+                series.put(np.flatnonzero(present) + first, np.ascontiguousarray(values[present]))
+        texts.update(columns.texts)  # checked off the hot path: see ``settle``
+        if texts:
+            self.details.add_block(Block(first, n, texts))
+        self.count = first + n
+
+    def settle(self, block: Block) -> Block:
+        """A batch's texts as single yields would have left them: values that are not text as text, and
+        texts past ``LONG_DETAIL`` written whole to the journal with a marked preview kept. Done by the
+        live thread as it takes the block (or at the end), never in the evaluation's hot path."""
+        columns = dict(block.columns)
+        for name, texts in block.columns.items():
+            if not set(map(type, texts)) <= {str, type(None)}:
+                texts = columns[name] = [t if t is None or type(t) is str else as_detail(t) for t in texts]
+            if max(map(len, filter(None, texts)), default=0) > LONG_DETAIL:
+                columns[name] = [
+                    t if t is None or len(t) <= LONG_DETAIL else self._long(block.start + j, name, t)
+                    for j, t in enumerate(texts)
+                ]
+        return Block(block.start, block.n, columns, settled=True)
 
     def _long(self, index: int, name: str, text: str) -> str:
         """A detail too long to keep in memory: written to the journal now, a marked preview kept."""
@@ -345,6 +405,8 @@ class Run:
                         series.flush()
             follower.flush(final=True)  # the last examples and chart points, before the final report
         count = self.count
+        if follower is None:  # no live thread took the batches' texts: settle them now
+            self.details.entries_from(0, count, self.settle)
         for series in self.series.values():
             series.freeze(count, release=own)
         metrics = final_metrics(self)

@@ -89,6 +89,38 @@ class Series:
         for index, value in zip(indices.tolist(), values.tolist(), strict=True):
             self.append(index, value)
 
+    def put(self, indices: range | npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> None:
+        """Append a batch's values (C-contiguous float64) for ascending example ``indices``: copied into
+        the chunks a slice at a time, never a Python step per value. ``size`` grows only after each
+        slice is in place, so the live thread reads no value before it is written."""
+        if self.pending:
+            self.flush()
+        n = len(values)
+        if not n:
+            return
+        first = int(indices[0])
+        consecutive = isinstance(indices, range)
+        if self.indices is not None or not consecutive or first != self.start + self.size:
+            if self.indices is None:  # the first gap: from now on, indices are kept
+                self.indices = array("q", range(self.start, self.start + self.size))
+            if isinstance(indices, range):
+                self.indices.extend(indices)
+            else:
+                self.indices.frombytes(indices.astype("<i8", copy=False).tobytes())
+        done = 0
+        while done < n:
+            pos = self.pos
+            if pos == CHUNK:
+                chunk = mmap.mmap(-1, CHUNK * 8)
+                self.chunks.append(chunk)
+                self.view = memoryview(chunk).cast("d")
+                pos = 0
+            take = min(CHUNK - pos, n - done)
+            self.view[pos : pos + take] = values[done : done + take]  # type: ignore[index, call-overload]
+            self.pos = pos + take
+            self.size += take
+            done += take
+
     def before(self, limit: int) -> int:
         """How many of the values appended so far belong to examples before ``limit``."""
         size = self.size  # read first: every value below it is in place

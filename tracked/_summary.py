@@ -125,12 +125,8 @@ def examples_frame(run: Run) -> pd.DataFrame:
             # A metric few examples have is stored sparse: memory follows the values yielded, not N per name.
             columns[name] = pd.arrays.SparseArray(column) if 4 * len(values) < run.count else column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
-    kept = [(i, d) for i, d in run.details if i < run.count]
-    if kept:
-        details = pd.DataFrame.from_records([d for _, d in kept], index=[i for i, _ in kept])
-        details = details.reindex(range(run.count))
-        for name in details.columns:
-            frame[name if name not in frame.columns else f"{name} (detail)"] = details[name].to_numpy()
+    for name, texts in run.details.columns(run.count).items():
+        frame[name if name not in frame.columns else f"{name} (detail)"] = texts
     return frame
 
 
@@ -160,6 +156,8 @@ def _dense(run: Run, series: Any) -> FloatArray:
 
 def _field(run: Run, name: str, option: str) -> npt.NDArray[Any] | None:
     """Per example, the value of a detail or metric (None where an example has none)."""
+    import pandas as pd
+
     labels = np.full(run.count, None, dtype=object)
     series = run.series.get(name)
     if series is not None:
@@ -167,10 +165,10 @@ def _field(run: Run, name: str, option: str) -> npt.NDArray[Any] | None:
         present = np.isfinite(column)
         labels[present] = column[present]
     found = series is not None
-    for index, details in run.details:
-        value = details.get(name)
-        if value is not None and index < run.count:
-            labels[index], found = value, True
+    texts = run.details.columns(run.count).get(name)
+    if texts is not None:
+        present = np.asarray(pd.notna(texts), dtype=bool)
+        labels[present], found = texts[present], True
     if not found:
         warn(f"{run.name}: {option}={name!r}, but no example has that field; the statistics ignore it", stacklevel=2)
         return None

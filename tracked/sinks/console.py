@@ -70,7 +70,7 @@ def summary_text(run: Run, result: EvalResult) -> str:
     shown = min(run.settings.console_examples, run.count)
     if shown:
         lines.append(f"first {shown} example{'s' if shown != 1 else ''}:")
-        details = dict(run.details[:shown])
+        details = run.details.first(shown)
         for index in range(shown):
             values = ((name, series.value_at(index)) for name, series in run.series.items())
             scores = [f"{name}={format_value(value)}" for name, value in values if value is not None]

@@ -15,10 +15,12 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import _journal as journal
+from .._details import Block, Row
 from .._paths import tracked_root
 from .._secrets import scrub, scrubber
 from .._warn import warn
@@ -36,7 +38,7 @@ class JournalSink:
         self.folder: Path | None = None
         self.state: dict[str, Any] = {}
         self._lock_fd: int | None = None
-        self._details_backlog: list[tuple[int, dict[str, str]]] = []  # handed over, not yet on disk
+        self._details_backlog: list[Row | Block] = []  # handed over, not yet on disk
         self._warned = False
         #: A resumed run points the resume index at itself only once its journal holds the earlier examples.
         self._must_cover = 0
@@ -148,13 +150,7 @@ class JournalSink:
             series_state[name] = entry
         self._details_backlog.extend(update.details)
         if self._details_backlog:
-            import json
-
-            clean = scrubber()
-            lines = "".join(
-                json.dumps([i, {k: clean(v) for k, v in d.items()}], ensure_ascii=True) + "\n"
-                for i, d in self._details_backlog
-            )
+            lines = "".join(map(_detail_line(), self._details_backlog))
             offset = int(state["details"]["bytes"])
             journal.write_at(folder / journal.DETAILS, offset, lines.encode("ascii"))
             state["details"]["bytes"] = offset + len(lines)
@@ -226,3 +222,26 @@ class JournalSink:
             f"{run.name}: cannot write the run's journal to {self.folder} ({type(exc).__name__}: {exc}); "
             "the evaluation goes on (tried again at every flush), but a crash now would lose its examples"
         )
+
+
+def _detail_line() -> Callable[[Row | Block], str]:
+    """One journal line per example (``[index, {field: text}]``) or per batch (``{"start", "n", "columns"}``),
+    secrets scrubbed; a batch is encoded, and scrubbed, a column at a time."""
+    import json
+
+    clean = scrubber()
+
+    def column(texts: Sequence[str | None]) -> list[str | None]:
+        joined = "\x00".join(t or "" for t in texts)
+        if clean(joined) == joined:  # the usual case: nothing to scrub, checked in one pass
+            return list(texts)
+        return [None if t is None else clean(t) for t in texts]
+
+    def line(entry: Row | Block) -> str:
+        if isinstance(entry, Block):
+            columns = {name: column(texts) for name, texts in entry.columns.items()}
+            return json.dumps({"start": entry.start, "n": entry.n, "columns": columns}, ensure_ascii=True) + "\n"
+        index, fields = entry
+        return json.dumps([index, {k: clean(v) for k, v in fields.items()}], ensure_ascii=True) + "\n"
+
+    return line

@@ -1,0 +1,157 @@
+"""Batched yields: the same examples per example and in batches give identical results and sessions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tracked import batch, read_session, tracked_eval
+
+N = 1000
+rng = np.random.default_rng(17)
+CORRECT = (rng.random(N) < 0.7).astype(float)
+LOSS = rng.normal(1.0, 0.3, N)
+LOSS[[5, 400]] = [math.nan, math.inf]
+LABELS = rng.integers(0, 10, N)
+TEXTS = [f"answer {i}" for i in range(N)]
+SIZES = [1, 7, 100, 250, 2, 340, 300]  # uneven, summing to N
+
+
+def single(i: int) -> dict[str, Any]:
+    item: dict[str, Any] = {"correct": CORRECT[i], "label": int(LABELS[i]), "prediction": TEXTS[i]}
+    if i % 3:  # a metric some examples lack
+        item["loss"] = float(LOSS[i])
+    return item
+
+
+@tracked_eval(verbose=False, task_name="one by one", max_points=200)
+def per_example() -> Iterator[dict[str, Any]]:
+    for i in range(N):
+        yield single(i)
+
+
+def batches(kind: str) -> Iterator[Any]:
+    start = 0
+    for number, size in enumerate(SIZES):
+        part = range(start, start + size)
+        if number == 3:  # mixed in: single yields between batches
+            for i in part:
+                yield single(i)
+        else:
+            loss = [float(LOSS[i]) if i % 3 else None for i in part]
+            columns: dict[str, Any] = {
+                "correct": CORRECT[start : start + size],
+                "label": LABELS[start : start + size],
+                "prediction": TEXTS[start : start + size],
+                "loss": loss,
+            }
+            if kind == "torch":
+                import torch
+
+                columns["correct"] = torch.tensor(columns["correct"])
+                columns["label"] = torch.tensor(columns["label"])
+            elif kind == "pandas":
+                columns["correct"] = pd.Series(columns["correct"])
+            yield batch(columns)
+        start += size
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch", "pandas"])
+def test_batches_give_what_single_yields_give(kind: str) -> None:
+    if kind == "torch":
+        pytest.importorskip("torch")
+
+    @tracked_eval(verbose=False, task_name="batched", max_points=200)
+    def batched() -> Iterator[Any]:
+        yield from batches(kind)
+
+    with pytest.warns(UserWarning, match="NaN or infinite"):
+        one = per_example()
+    with pytest.warns(UserWarning, match="NaN or infinite"):
+        many = batched()
+    assert dict(one) == pytest.approx({**dict(many), "duration_seconds": one["duration_seconds"]}, nan_ok=True)
+    assert set(one) == {"correct", "loss", "loss_nonfinite_count", "num_examples", "duration_seconds"}
+    pd.testing.assert_frame_equal(one.examples, many.examples)
+    pd.testing.assert_frame_equal(one.stats, many.stats)
+    first, second = read_session(one.session_dir), read_session(many.session_dir)
+    assert first.scalars == second.scalars  # the same progress points and running means
+    pd.testing.assert_frame_equal(first.examples(), second.examples())
+
+
+def test_a_bad_batch_is_one_warning_and_nothing_else_is_lost() -> None:
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[Any]:
+        yield batch(score=np.array([1.0, 2.0]))
+        yield batch(score=np.array([1.0, 2.0, 3.0]), id=["a", "b"])  # lengths differ
+        yield batch(score=np.zeros((2, 2)))  # 2-D
+        yield batch(score=np.array([]))  # empty: no examples
+        yield 3.0
+
+    with pytest.warns(
+        UserWarning, match=r"batch yielded at example 2 is skipped: its columns differ in length: score=3, id=2"
+    ):
+        result = evaluate()
+    assert result["num_examples"] == 3
+    assert result["score"] == 2.0
+    assert result.examples["score"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_scalar_field_applies_to_every_example_and_names_need_not_be_identifiers() -> None:
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[Any]:
+        yield batch({"exact match": np.array([1, 0, 1])}, split="dev", weight=2.0)
+
+    result = evaluate()
+    assert result["exact match"] == pytest.approx(2 / 3)
+    assert result["weight"] == 2.0
+    assert result.examples["split"].tolist() == ["dev"] * 3
+
+
+def test_tracked_keeps_no_reference_to_the_callers_arrays() -> None:
+    import gc
+    import weakref
+
+    refs: list[weakref.ref[Any]] = []
+
+    class Scores(np.ndarray):  # a weakly referenceable array
+        pass
+
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[Any]:
+        for _ in range(3):
+            scores = np.arange(4.0).view(Scores)
+            refs.append(weakref.ref(scores))
+            yield batch(score=scores)
+            del scores
+
+    result = evaluate()
+    gc.collect()
+    assert result["num_examples"] == 12
+    assert all(ref() is None for ref in refs)
+
+
+def test_batches_in_lazy_and_async_generators() -> None:
+    import asyncio
+    from collections.abc import AsyncIterator
+
+    @tracked_eval(verbose=False, lazy=True)
+    def lazy() -> Iterator[Any]:
+        yield batch(score=np.array([1.0, 2.0]))
+        yield batch(score=[3.0, 4.0])
+
+    with lazy() as gen:
+        assert [type(item).__name__ for item in gen] == ["batch", "batch"]  # items pass through unchanged
+    assert gen.result is not None
+    assert gen.result["num_examples"] == 4
+    assert gen.result["score"] == 2.5
+
+    @tracked_eval(verbose=False)
+    async def asynchronous() -> AsyncIterator[Any]:
+        yield batch(score=np.array([1.0, 0.0, 1.0, 0.0]))
+
+    assert asyncio.run(asynchronous())["score"] == 0.5

@@ -1,0 +1,169 @@
+"""Batched yields: ``yield batch(correct=correct, loss=loss, id=ids)`` is many examples at once.
+
+GPU evaluations compute a batch's scores as one vector; splitting it into
+one Python ``yield`` per example costs more than the scoring. A batch is
+taken whole: each numeric column is moved to the host once (tensors
+without autograd, from any device), copied into the run's storage once, and
+no reference to the caller's arrays or tensors is kept.
+
+Counting, indices, charts, final metrics, statistics, the examples table
+and the session are exactly those of the same examples yielded one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._values import InvalidValue, as_detail, as_number
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+class batch:  # lower case: used like a function, ``yield batch(correct=...)``
+    """Many examples in one yield: per-example columns (1-D numpy arrays, torch tensors on any device,
+    lists, tuples, pandas Series), all of one length, and scalars that apply to every example.
+
+    ``batch(correct=c, loss=l)`` or ``batch({"exact match": em})`` for names that are not identifiers.
+    Numeric columns are metrics, others details, by the same rules as single yields.
+    """
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: Mapping[str, Any] | None = None, /, **columns: Any) -> None:
+        self.fields: dict[str, Any] = {**(fields or {}), **columns}
+
+    def __repr__(self) -> str:
+        return f"batch({', '.join(self.fields)})"
+
+
+class BadBatch(ValueError):
+    """A batch that cannot be taken (mismatched lengths, a 2-D column); the message says which."""
+
+
+class Columns:
+    """A batch, converted: ``n`` examples, float64 metric candidates and text columns (None: absent)."""
+
+    __slots__ = ("kinds", "n", "numbers", "present", "texts")
+
+    def __init__(self) -> None:
+        self.n = 0
+        #: numpy kind of each number column's source ("b", "i", "u", "f"): how it reads as a detail.
+        self.kinds: dict[str, str] = {}
+        self.numbers: dict[str, npt.NDArray[np.float64]] = {}
+        #: For number columns with absent values (None in a list): which examples have one.
+        self.present: dict[str, npt.NDArray[np.bool_]] = {}
+        self.texts: dict[str, list[str | None]] = {}
+
+
+def columns_of(item: batch) -> Columns:
+    """Convert every field once; raises BadBatch for lengths that differ or arrays that are not 1-D."""
+    import numpy as np
+
+    out = Columns()
+    lengths: dict[str, int] = {}
+    scalars: dict[str, Any] = {}
+    for key, value in item.fields.items():
+        name = key if type(key) is str else str(key)
+        column, source = _column(name, value)
+        if column is None:
+            scalars[name] = value
+            continue
+        lengths[name] = len(column)
+        if isinstance(column, np.ndarray):
+            out.numbers[name], out.kinds[name] = column, source
+        else:
+            _list_column(out, name, column)
+    if not lengths:
+        raise BadBatch("it has no per-example column (an array, tensor, list or Series)")
+    if len(set(lengths.values())) > 1:
+        raise BadBatch("its columns differ in length: " + ", ".join(f"{k}={v}" for k, v in lengths.items()))
+    out.n = n = next(iter(lengths.values()))
+    for name, value in scalars.items():  # a scalar applies to every example
+        try:
+            number = as_number(value)
+        except InvalidValue as exc:
+            raise BadBatch(f"field {name!r}: {exc}") from None
+        if number is not None:
+            out.numbers[name] = np.full(n, number)
+        elif value is not None:
+            out.texts[name] = [as_detail(value)] * n
+    return out
+
+
+def _column(name: str, value: Any) -> tuple[Sequence[Any] | npt.NDArray[Any] | None, str]:
+    """A per-example column (a float64 array for numbers, else a sequence) and the numpy kind of its
+    source, or None for a scalar."""
+    import numpy as np
+
+    kind = type(value).__module__.split(".", 1)[0]
+    if kind == "torch":
+        if value.ndim == 0:
+            return None, ""
+        value = value.detach()
+        if value.device.type != "cpu":
+            value = value.to("cpu")  # one transfer per column and batch
+        if value.dtype.is_complex:
+            raise BadBatch(f"field {name!r}: complex values are not metrics")
+        value = value.numpy()
+    elif kind == "pandas" and hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return None, ""
+        if value.ndim != 1:
+            raise BadBatch(f"field {name!r} has shape {value.shape}; a batch's columns are 1-D")
+        if value.dtype.kind in "biuf":
+            return np.ascontiguousarray(value, dtype=np.float64), value.dtype.kind
+        return value.tolist(), ""  # text, objects: details (or numbers, sorted out as a list)
+    if isinstance(value, (list, tuple)):
+        return value, ""
+    return None, ""
+
+
+def _list_column(out: Columns, name: str, values: Sequence[Any]) -> None:
+    """A list: numbers (None where an example has none) make a metric column, anything else details."""
+    import numpy as np
+
+    if values and type(values[0]) is str:
+        # Text: a copy (the caller's list may change; its strings cannot), nothing per value here.
+        # Other values mixed in, and texts too long to keep, are dealt with by ``Run.settle``.
+        out.texts[name] = list(values)
+        return
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    numbers: list[float] = []
+    present: list[bool] = []
+    out.kinds[name] = "b" if kinds == {bool} else "i" if kinds <= {int, bool} and kinds else "f"
+    for value in values:
+        if value is None:
+            numbers.append(np.nan)
+            present.append(False)
+            continue
+        try:
+            number = as_number(value)
+        except InvalidValue:
+            number = None
+        if number is None:  # not all numbers: the whole column is text
+            out.texts[name] = [None if v is None else as_detail(v) for v in values]
+            return
+        numbers.append(number)
+        present.append(True)
+    out.numbers[name] = np.array(numbers, dtype=np.float64)
+    if not all(present):
+        out.present[name] = np.array(present, dtype=bool)
+
+
+def as_texts(values: npt.NDArray[np.float64], kind: str, present: npt.NDArray[np.bool_] | None) -> list[str | None]:
+    """A numeric column kept as a detail (a label, an id): each value's text, as a single yield shows it."""
+    if kind in "iu" and kind:
+        texts: list[str | None] = [str(int(v)) for v in values.tolist()]
+    elif kind == "b":
+        texts = [str(bool(v)) for v in values.tolist()]
+    else:
+        texts = [repr(v) for v in values.tolist()]
+    if present is not None:
+        texts = [t if p else None for t, p in zip(texts, present.tolist(), strict=True)]
+    return texts
