@@ -24,7 +24,7 @@ SIZES = [1, 7, 100, 250, 2, 340, 300]  # uneven, summing to N
 
 def single(i: int) -> dict[str, Any]:
     item: dict[str, Any] = {"correct": CORRECT[i], "label": int(LABELS[i]), "prediction": TEXTS[i]}
-    if i % 3:  # a metric some examples lack
+    if i % 3 and not 360 <= i < 700:  # a metric some examples (and one whole batch) lack
         item["loss"] = float(LOSS[i])
     return item
 
@@ -48,8 +48,9 @@ def batches(kind: str) -> Iterator[Any]:
                 "correct": CORRECT[start : start + size],
                 "label": LABELS[start : start + size],
                 "prediction": TEXTS[start : start + size],
-                "loss": loss,
             }
+            if number != 5:  # examples 360-699: a batch without the metric
+                columns["loss"] = loss
             if kind == "torch":
                 import torch
 
@@ -155,3 +156,15 @@ def test_batches_in_lazy_and_async_generators() -> None:
         yield batch(score=np.array([1.0, 0.0, 1.0, 0.0]))
 
     assert asyncio.run(asynchronous())["score"] == 0.5
+
+
+def test_long_texts_in_a_batch_are_spilled_like_single_ones() -> None:
+    long = "x" * 5000
+
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[Any]:
+        yield batch(score=[1.0, 2.0], answer=["short", long])
+
+    result = evaluate()
+    assert result.examples["answer"][0] == "short"
+    assert result.examples["answer"][1].endswith("[5,000 characters in all; the full text is in long-details.jsonl]")
