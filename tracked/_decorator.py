@@ -64,6 +64,16 @@ def _begin(
     if not settings.enabled:  # off: the same kind of result, counted here, recorded and printed nowhere
         return _untracked(wrapped, settings, yields), args, kwargs
     try:
+        from ._distributed import ranks
+
+        shared = ranks(settings)
+        if shared is not None:  # one rank of many: it scores its part; the parts make one run at the end
+            run = Run(settings, _name(wrapped, settings), describe_call(wrapped, args, kwargs, settings, yields), [])
+            run.ranks = shared
+            return run, args, kwargs
+    except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
+        warn(f"could not join the other ranks ({type(exc).__name__}: {exc}); this rank's run is its own")
+    try:
         name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
         call = describe_call(wrapped, args, kwargs, settings, yields)
         if settings.resume:
@@ -90,8 +100,11 @@ def _untracked(wrapped: Callable[..., Any], settings: Settings, yields: bool) ->
     """A run with no sinks: the result is made as usual; nothing is written, streamed or printed."""
     from ._call import CallInfo
 
-    name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
-    return Run(settings, name, CallInfo(yields=yields), [])
+    return Run(settings, _name(wrapped, settings), CallInfo(yields=yields), [])
+
+
+def _name(wrapped: Callable[..., Any], settings: Settings) -> str:
+    return settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
 
 
 def _settings(given: Mapping[str, Any]) -> Settings:
@@ -294,6 +307,9 @@ def tracked_eval(
     max_metrics: int | None = None,
     metrics: Sequence[str] | None = None,
     details: Sequence[str] | None = None,
+    distributed: bool | None = None,
+    gather_timeout: float | None = None,
+    id_field: str | None = None,
     cluster_by: str | None = None,
     group_by: str | None = None,
 ) -> Callable[[F], F]: ...
@@ -323,6 +339,9 @@ def tracked_eval(
     max_metrics: int | None = None,
     metrics: Sequence[str] | None = None,
     details: Sequence[str] | None = None,
+    distributed: bool | None = None,
+    gather_timeout: float | None = None,
+    id_field: str | None = None,
     cluster_by: str | None = None,
     group_by: str | None = None,
 ) -> _Decorator: ...

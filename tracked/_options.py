@@ -73,6 +73,13 @@ class Settings(NamedTuple):
     metrics: tuple[str, ...] = ()
     #: Fields that are details (kept as text) even when numeric: labels, classes, ids.
     details: tuple[str, ...] = ()
+    #: Under torch.distributed, gather every rank's examples into one run (reported by rank 0).
+    distributed: bool = True
+    #: Seconds the ranks wait for each other when the call ends, before failing with a clear error.
+    gather_timeout: float = 600.0
+    #: A detail (or metric) identifying each example: the global order of gathered ranks and merged
+    #: shards, and duplicates (DistributedSampler's padding) counted once. "" for none.
+    id_field: str = ""
     #: A detail (or metric) whose value groups related examples (a passage id): standard errors and
     #: confidence intervals are then the clustered ones. "" for none.
     cluster_by: str = ""
@@ -138,7 +145,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     given = {k: v for k, v in options.items() if v is not None}
     if "progress" in given:
         given["progress"] = _progress(given["progress"], f"progress={given['progress']!r}")
-    for name in ("flush_interval", "status_interval", "server_timeout"):
+    for name in ("flush_interval", "status_interval", "server_timeout", "gather_timeout"):
         value = given.get(name)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _FOREVER_S
@@ -187,6 +194,7 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         "server_timeout",
         "flush_interval",
         "status_interval",
+        "gather_timeout",
     ):
         if name in values and name not in given:
             try:

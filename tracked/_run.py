@@ -73,6 +73,17 @@ def finish(
     """End the run; a failure in tracked's own bookkeeping is a warning, never the caller's problem."""
     from ._lifecycle import signals_held
 
+    if run.ranks is not None:  # every rank of a torch.distributed job: one global run
+        from ._distributed import DistributedEvalError, conclude
+
+        try:
+            with signals_held():
+                return conclude(run, status, returned, error)
+        except DistributedEvalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
+            warn(f"{run.name}: gathering the ranks failed ({type(exc).__name__}: {exc}); returning this rank's")
+            return run.result or finish_untracked(run, status, returned, error)
     try:
         with signals_held():  # a second Ctrl-C or SIGTERM waits until the run is written
             return run.end(status, returned, error, drop_last)
@@ -144,6 +155,11 @@ class Run:
         #: The run this one continues (``resume=True``), with the examples it had.
         self.earlier = earlier
         self._base_duration = 0.0
+        self.fixed_duration: float | None = None
+        #: Final metrics a run made of parts adds (``num_ranks``, ``num_shards``).
+        self.extra_metrics: dict[str, Any] = {}
+        #: The process group this run's ranks gather over (``_distributed``), when there is one.
+        self.ranks: Any = None
         if earlier is not None:
             self._continue(earlier)
         self.follower: Follower | None = None
@@ -180,6 +196,8 @@ class Run:
     @property
     def duration(self) -> float:
         """The evaluation's own time so far (a resumed run's earlier time included)."""
+        if self.fixed_duration is not None:  # a run made of parts: the slowest part's time
+            return self.fixed_duration
         end = time.perf_counter() if self._ended is None else self._ended
         return self._base_duration + end - self._started
 

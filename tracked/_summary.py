@@ -59,6 +59,8 @@ def final_metrics(run: Run) -> dict[str, Any]:
         metrics.setdefault("model_size_bytes", run.call.model_size_bytes)
     if run.call.dataset_num_eval is not None:
         metrics.setdefault("dataset_num_eval", run.call.dataset_num_eval)
+    for name, value in run.extra_metrics.items():
+        metrics.setdefault(name, value)
     skipped = sum(count for count, _first in run.skipped.values())
     if skipped:
         metrics.setdefault("skipped_values", skipped)

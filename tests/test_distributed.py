@@ -1,0 +1,126 @@
+"""torch.distributed: every rank calls the evaluation; the ranks' examples make one run, reported by rank 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tracked import read_session, tracked_eval
+
+pytest.importorskip("torch.distributed")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from spmd_evaluation import data  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def torchrun(ranks: int, cache: Path, **env: str) -> dict[int, list[str]]:
+    """``torchrun --nproc_per_node=RANKS tests/spmd_evaluation.py``: each rank's line, split."""
+    out = cache / "ranks"
+    out.mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ranks}", f"--master_port={free_port()}",
+         str(HERE / "spmd_evaluation.py")],
+        capture_output=True, text=True, timeout=240, check=False,
+        env={**os.environ, "CLEARML_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", "OUT": str(out), **env},
+    )  # fmt: skip
+    return {r: _line(out, r, done.stdout + done.stderr) for r in range(ranks)}
+
+
+def _line(out: Path, rank: int, log: str) -> list[str]:
+    path = out / f"rank{rank}.txt"
+    assert path.is_file(), log[-3000:]
+    line = path.read_text(encoding="utf-8").strip()
+    return line.split(" ", 2 if line.startswith("RESULT") else 3)  # RESULT rank json | RAISED rank type message
+
+
+def single_process(n: int) -> Any:
+    @tracked_eval(verbose=False, task_name="spmd")
+    def evaluate(dataset: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        yield from dataset
+
+    return evaluate(data(n))
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_make_one_run_equal_to_a_single_process_run(clearml_cache: Path, ranks: int) -> None:
+    """2 ranks, and 3 for uneven shards: one session, exact means, the same statistics and examples table."""
+    lines = torchrun(ranks, clearml_cache / "spmd", N="10")
+    results = [json.loads(lines[r][2]) for r in range(ranks)]
+    assert all(r == results[0] for r in results)  # every rank: the same global result
+    one = single_process(10)
+    metrics = results[0]["metrics"]
+    assert metrics["num_ranks"] == ranks
+    assert metrics["num_examples"] == 10
+    for name in ("correct", "loss"):
+        assert metrics[name] == one[name]  # exactly: the same values summed in the same order
+    (session_dir,) = [p for p in (clearml_cache / "spmd" / "offline").iterdir() if p.is_dir()]  # one run
+    assert str(session_dir) == results[0]["session"]
+    session = read_session(session_dir)
+    assert session.status == "completed"
+    examples = session.examples()
+    pd.testing.assert_frame_equal(examples, one.examples, check_dtype=False)
+    points = session.scalars["Training Progress"]["correct"]
+    assert [i for i, _ in points] == list(range(10))  # global example indices
+    stats = session.statistics["loss"]
+    assert stats["stderr"] == pytest.approx(one.stats.loc["loss", "stderr"])
+
+
+def test_a_rank_that_raises_makes_every_rank_raise_and_the_run_failed(clearml_cache: Path) -> None:
+    lines = torchrun(3, clearml_cache / "spmd", N="12", MODE="raise")
+    assert lines[1][:3] == ["RAISED", "1", "ValueError"]
+    for rank in (0, 2):
+        assert lines[rank][2] == "DistributedEvalError"
+        assert "rank 1 broke" in lines[rank][3]
+    (session_dir,) = [p for p in (clearml_cache / "spmd" / "offline").iterdir() if p.is_dir()]
+    session = read_session(session_dir)
+    assert session.status == "failed"
+    assert "rank 1 broke" in session.error
+    assert session.single_values["num_examples"] == 4 + 2 + 4  # what every rank had scored
+
+
+def test_distributed_sampler_padding_is_counted_once_by_id(clearml_cache: Path) -> None:
+    lines = torchrun(3, clearml_cache / "spmd", N="10", MODE="pad", ID_FIELD="id")
+    metrics = json.loads(lines[0][2])["metrics"]
+    one = single_process(10)
+    assert metrics["num_examples"] == 10  # not 12
+    assert metrics["correct"] == one["correct"]
+    assert metrics["loss"] == one["loss"]
+
+
+def test_a_rank_that_dies_leaves_the_others_a_bounded_wait_and_rank_0_records_its_part(tmp_path: Path) -> None:
+    """Ranks started by hand (no torchrun agent to kill the rest): rank 1 exits mid-run; the others fail
+    within gather_timeout with a clear error, and rank 0 records what it scored as a failed run."""
+    port = str(free_port())
+    cache = tmp_path / "cache"
+    base = {"CLEARML_CACHE_DIR": str(cache), "MODE": "die", "TIMEOUT": "20", "N": "12", "WORLD_SIZE": "3",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OUT": str(tmp_path)}  # fmt: skip
+    command = [sys.executable, str(HERE / "spmd_evaluation.py")]
+    procs = [
+        subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, **base, "RANK": str(rank)})
+        for rank in range(3)
+    ]
+    logs = [proc.communicate(timeout=180)[1] for proc in procs]
+    assert procs[1].returncode == 9
+    for rank in (0, 2):
+        line = _line(tmp_path, rank, logs[rank])
+        assert line[:3] == ["RAISED", str(rank), "DistributedEvalError"]
+        assert "could not gather" in line[3]
+    (session_dir,) = [p for p in (cache / "offline").iterdir() if p.is_dir()]
+    session = read_session(session_dir)
+    assert session.status == "failed"
+    assert session.single_values["num_examples"] == 4  # rank 0's own part
