@@ -15,23 +15,28 @@ from ._result import EvalResult
 from ._warn import TrackedWarning
 
 if TYPE_CHECKING:
+    from ._merge import MergeError, merge
     from .session import Session, SessionError, read_session
     from .sinks.clearml import log_metrics
 
 __all__ = [
     "EvalResult",
+    "MergeError",
     "Session",
     "SessionError",
     "Settings",
     "TrackedWarning",
     "batch",
     "log_metrics",
+    "merge",
     "read_session",
     "tracked_eval",
 ]
 __version__ = "0.1.0"
 
 _LAZY = {
+    "merge": "_merge",
+    "MergeError": "_merge",
     "Session": "session",
     "SessionError": "session",
     "read_session": "session",

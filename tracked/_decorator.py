@@ -21,6 +21,8 @@ from ._warn import warn
 if TYPE_CHECKING:  # typing machinery the checker needs and the running program does not
     from typing import ParamSpec, Protocol, TypeVar
 
+    from .sinks import Sink
+
     P = ParamSpec("P")
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,12 +54,7 @@ def _begin(
     or no run when tracked itself cannot start one (then the call runs untracked)."""
     from ._call import describe_call
     from ._live import Live
-    from .sinks import Sink
-    from .sinks.clearml import ClearMLSink
-    from .sinks.console import ConsoleSink
     from .sinks.journal import JournalSink
-    from .sinks.local import LocalSink
-    from .sinks.terminal import TerminalSink
 
     given_args, given_kwargs = args, kwargs
     earlier = None
@@ -80,10 +77,9 @@ def _begin(
             from ._resume import prepare
 
             earlier, args, kwargs = prepare(wrapped, args, kwargs, settings, name, call)
-        durable = JournalSink()
-        sinks: list[Sink] = [ClearMLSink(), durable, LocalSink(), ConsoleSink(), TerminalSink()]
+        sinks = default_sinks()
         run = Run(settings, name, call, sinks, earlier)
-        run.follower = live = Live(run, first=[durable])
+        run.follower = live = Live(run, first=[s for s in sinks if isinstance(s, JournalSink)])
         live.start()
         return run, args, kwargs
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
@@ -94,6 +90,17 @@ def _begin(
         return _untracked(wrapped, settings, yields), given_args, given_kwargs
     except Exception:  # noqa: BLE001
         return None, given_args, given_kwargs
+
+
+def default_sinks() -> list[Sink]:
+    """Where a run goes: ClearML, its journal, the local fallback, the console summary, the terminal."""
+    from .sinks.clearml import ClearMLSink
+    from .sinks.console import ConsoleSink
+    from .sinks.journal import JournalSink
+    from .sinks.local import LocalSink
+    from .sinks.terminal import TerminalSink
+
+    return [ClearMLSink(), JournalSink(), LocalSink(), ConsoleSink(), TerminalSink()]
 
 
 def _untracked(wrapped: Callable[..., Any], settings: Settings, yields: bool) -> Run:
@@ -307,6 +314,7 @@ def tracked_eval(
     max_metrics: int | None = None,
     metrics: Sequence[str] | None = None,
     details: Sequence[str] | None = None,
+    shard: tuple[int, int] | str | None = None,
     distributed: bool | None = None,
     gather_timeout: float | None = None,
     id_field: str | None = None,
@@ -339,6 +347,7 @@ def tracked_eval(
     max_metrics: int | None = None,
     metrics: Sequence[str] | None = None,
     details: Sequence[str] | None = None,
+    shard: tuple[int, int] | str | None = None,
     distributed: bool | None = None,
     gather_timeout: float | None = None,
     id_field: str | None = None,

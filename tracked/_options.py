@@ -80,6 +80,9 @@ class Settings(NamedTuple):
     #: A detail (or metric) identifying each example: the global order of gathered ranks and merged
     #: shards, and duplicates (DistributedSampler's padding) counted once. "" for none.
     id_field: str = ""
+    #: This run is one shard of an evaluation run apart (Slurm arrays, Ray tasks): "INDEX/COUNT", as
+    #: ``shard=(index, count)``, or "slurm" (SLURM_ARRAY_TASK_ID and _COUNT); ``tracked merge`` joins them.
+    shard: str = ""
     #: A detail (or metric) whose value groups related examples (a passage id): standard errors and
     #: confidence intervals are then the clustered ones. "" for none.
     cluster_by: str = ""
@@ -120,6 +123,8 @@ def _parse(name: str, raw: str) -> Any:
         return raw
     if name == "progress":
         return _progress(raw, f"{ENV_PREFIX}PROGRESS={raw!r}")
+    if name == "shard":
+        return _shard_option(raw) if raw.strip() else ""
     if kind is bool:
         word = raw.strip().lower()
         if word in _TRUE:
@@ -137,6 +142,35 @@ def _parse(name: str, raw: str) -> Any:
     return raw
 
 
+def _shard_option(value: Any) -> str:
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        value = f"{value[0]}/{value[1]}"
+    text = str(value).strip().lower()
+    if text == "slurm":
+        return text
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise SettingsError(f"shard must be (index, count), 'INDEX/COUNT' or 'slurm', got {value!r}") from None
+    if not 0 <= index < count:
+        raise SettingsError(f"shard {index}/{count}: the index must be at least 0 and below the count")
+    return f"{index}/{count}"
+
+
+def shard_of(settings: Settings) -> tuple[int, int] | None:
+    """(index, count) of a sharded run, or None; "slurm" reads the array job's environment."""
+    if not settings.shard:
+        return None
+    if settings.shard == "slurm":
+        try:
+            first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+            return int(os.environ["SLURM_ARRAY_TASK_ID"]) - first, int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+        except (KeyError, ValueError):
+            return None
+    index, count = settings.shard.split("/")
+    return int(index), int(count)
+
+
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Validate decorator arguments once, when the decorator is applied (no I/O)."""
     unknown = sorted(set(options) - set(FIELDS))
@@ -151,6 +185,8 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
             isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _FOREVER_S
         ):
             raise SettingsError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    if "shard" in given:
+        given["shard"] = _shard_option(given["shard"])
     for name in ("metrics", "details"):
         value = given.get(name)
         if isinstance(value, str):

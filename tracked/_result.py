@@ -24,7 +24,7 @@ class EvalResult(Mapping[str, Any]):
 
     __slots__ = (
         "_examples", "_group_stats", "_make_examples", "_metrics", "_prefix", "_problems", "_returned",
-        "_saved_to", "_session_dir", "_stats", "_status", "_task_id",
+        "_saved_to", "_session_dir", "_shard", "_stats", "_status", "_task_id",
     )  # fmt: skip
 
     def __init__(
@@ -46,6 +46,8 @@ class EvalResult(Mapping[str, Any]):
         self._examples: pd.DataFrame | None = None
         self._stats: pd.DataFrame | None = None
         self._group_stats: pd.DataFrame | None = None
+        #: (index, count, evaluation, task name, project) of a sharded run (``shard=``), for ``tracked.merge``.
+        self._shard: tuple[int, int, str, str, str] | None = None
         #: What went wrong in the sinks (ClearML); non-empty: the run is also saved locally.
         self._problems: list[str] = []
 
@@ -65,7 +67,7 @@ class EvalResult(Mapping[str, Any]):
         # The run (with its ClearML task) stays behind; what it produced travels.
         state = (
             self._task_id, self._session_dir, self._saved_to, self.examples, list(self._problems), self._prefix,
-            self._stats, self._group_stats,
+            self._stats, self._group_stats, self._shard,
         )  # fmt: skip
         return (_restore, (self._metrics, self._status, self._returned, state))
 
@@ -138,6 +140,6 @@ def _restore(metrics: dict[str, Any], status: str, returned: Any, state: tuple[A
     result = EvalResult(metrics, status, returned)
     (
         result._task_id, result._session_dir, result._saved_to, result._examples, result._problems, result._prefix,
-        result._stats, result._group_stats,
+        result._stats, result._group_stats, result._shard,
     ) = state  # fmt: skip
     return result

@@ -51,7 +51,15 @@ def key_of(settings: Settings, name: str, call: CallInfo) -> str:
         call.model_id,
         call.dataset_id,
         call.dataset_num_eval,
+        *([settings.shard] if settings.shard else []),  # shard 1 never continues shard 0
     ]
+    return hashlib.sha256(json.dumps(identity, ensure_ascii=True).encode()).hexdigest()[:32]
+
+
+def evaluation_of(settings: Settings, name: str, call: CallInfo) -> str:
+    """What makes runs shards of one evaluation: project, task name, simple arguments and the model
+    (not the dataset, which each shard has its own part of)."""
+    identity = [settings.project, settings.task_name or name, sorted(call.params.items()), call.model_id]
     return hashlib.sha256(json.dumps(identity, ensure_ascii=True).encode()).hexdigest()[:32]
 
 

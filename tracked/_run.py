@@ -429,6 +429,14 @@ class Run:
             series.freeze(count, release=own)
         metrics = final_metrics(self)
         self.result = EvalResult(metrics, status, returned, examples=lambda: examples_frame(self))
+        if self.settings.shard:
+            from ._options import shard_of
+            from ._resume import evaluation_of
+
+            shard = shard_of(self.settings)
+            if shard is not None:
+                evaluation = evaluation_of(self.settings, self.name, self.call)
+                self.result._shard = (*shard, evaluation, self.settings.task_name or self.name, self.settings.project)
         try:
             self.result._stats, self.result._group_stats = statistics(self)
         except Exception as exc:  # noqa: BLE001 - error bars must not cost the result

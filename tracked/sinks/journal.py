@@ -61,6 +61,7 @@ class JournalSink:
                 session=None if run.session_dir is None else str(run.session_dir),
                 expected=run.expected,
                 resumed_from=None if earlier is None else str(earlier.folder),
+                **_shard_state(run),
             )
             self._must_cover = 0 if earlier is None else earlier.count
             journal.write_state(self.folder, self.state)
@@ -245,3 +246,14 @@ def _detail_line() -> Callable[[Row | Block], str]:
         return json.dumps([index, {k: clean(v) for k, v in fields.items()}], ensure_ascii=True) + "\n"
 
     return line
+
+
+def _shard_state(run: Run) -> dict[str, Any]:
+    """A shard's place in its evaluation, for ``tracked merge``."""
+    from .._options import shard_of
+    from .._resume import evaluation_of
+
+    shard = shard_of(run.settings)
+    if shard is None:
+        return {}
+    return {"shard": list(shard), "evaluation": evaluation_of(run.settings, run.name, run.call)}
