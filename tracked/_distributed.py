@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,18 @@ def ranks(settings: Settings) -> Ranks | None:
         return None
     timeout = datetime.timedelta(seconds=settings.gather_timeout)
     group = dist.new_group(backend="gloo", timeout=timeout)
-    return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), group=group)
+    rank = dist.get_rank()
+    if rank == 0:  # it reports the global run at the end: ClearML and pandas imported meanwhile, not then
+        threading.Thread(target=_import_reporting, name="tracked-import", daemon=True).start()
+    return Ranks(rank=rank, world=dist.get_world_size(), group=group)
+
+
+def _import_reporting() -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        import clearml  # noqa: F401
+        import pandas  # noqa: F401
 
 
 def conclude(run: Run, status: str, returned: Any, error: BaseException | None) -> EvalResult:
@@ -59,7 +71,7 @@ def conclude(run: Run, status: str, returned: Any, error: BaseException | None) 
     from ._merge import INTERLEAVED, Part, combine, replay
 
     own: Ranks = run.ranks
-    run.end(status, returned, error)  # this rank's part: counted, frozen; it has no sinks
+    run.end(status, returned, error, part_only=True)  # this rank's part: counted, frozen; it has no sinks
     part = Part.of_run(run, own.rank)
     parts: list[Any] = [None] * own.world
     try:

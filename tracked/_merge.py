@@ -119,7 +119,8 @@ def combine(parts: Sequence[Part], order: str = INTERLEAVED, id_field: str | Non
         positions.append(local * n + rank if order == INTERLEAVED else local + offset)
         offset += part.count
     total = sum(p.count for p in parts)
-    if order == INTERLEAVED and total:  # uneven shards leave holes at the end: close them up
+    last = max(((p.count - 1) * n + r for r, p in enumerate(parts) if p.count), default=-1)
+    if order == INTERLEAVED and last + 1 != total:  # shards uneven past one example leave holes: close them up
         ranks = np.concatenate(positions)
         dense = np.empty(int(ranks.max()) + 1, dtype=np.int64)
         dense[np.sort(ranks)] = np.arange(total)
@@ -131,21 +132,31 @@ def combine(parts: Sequence[Part], order: str = INTERLEAVED, id_field: str | Non
     details: dict[str, npt.NDArray[Any]] = {}
     for part, where in zip(parts, positions, strict=True):
         for name, (local, values) in part.series.items():
-            keep = where[local] >= 0
+            placed = where if len(local) == part.count else where[local]  # every example has it: no gather
             indices, chunks = series.setdefault(name, ([], []))
-            indices.append(where[local][keep])
-            chunks.append(values[keep])
+            if duplicates:
+                keep = placed >= 0
+                placed, values = placed[keep], values[keep]
+            indices.append(placed)
+            chunks.append(values)
         for name, texts in part.details.items():
             column = details.get(name)
             if column is None:
                 column = details[name] = np.full(total, None, dtype=object)
             keep = where >= 0
             column[where[keep]] = texts[: part.count][keep]
-    merged = {}
-    for name, (indices, chunks) in series.items():
-        index, values = np.concatenate(indices), np.concatenate(chunks)
-        order_ = np.argsort(index, kind="stable")
-        merged[name] = (index[order_], np.ascontiguousarray(values[order_]))
+    merged: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+    for name, (indices, chunks) in series.items():  # placed at their global indices: no sort
+        index = np.concatenate(indices)
+        column = np.empty(total, dtype=np.float64)
+        column[index] = np.concatenate(chunks)
+        if len(index) == total:  # every example has the metric
+            merged[name] = (np.arange(total, dtype=np.int64), column)
+            continue
+        present = np.zeros(total, dtype=bool)
+        present[index] = True
+        kept = np.flatnonzero(present).astype(np.int64)
+        merged[name] = (kept, np.ascontiguousarray(column[kept]))
     failed = [p for p in parts if p.status != "completed"]
     skipped: dict[str | None, tuple[int, str]] = {}
     for part in parts:

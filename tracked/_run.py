@@ -392,9 +392,15 @@ class Run:
 
     # -- the end ------------------------------------------------------------
     def end(
-        self, status: str, returned: Any = None, error: BaseException | None = None, drop_last: bool = False
+        self,
+        status: str,
+        returned: Any = None,
+        error: BaseException | None = None,
+        drop_last: bool = False,
+        part_only: bool = False,
     ) -> EvalResult:
-        """Stop the clock, compute the final metrics and hand them to every sink once."""
+        """Stop the clock, compute the final metrics and hand them to every sink once (``part_only``: stop
+        the clock and freeze the values, no more)."""
         from ._result import EvalResult
         from ._summary import examples_frame, final_metrics, statistics
 
@@ -427,6 +433,8 @@ class Run:
             self.details.entries_from(0, count, self.settle)
         for series in self.series.values():
             series.freeze(count, release=own)
+        if part_only:  # one rank's part of a distributed run: the global run has the metrics and the sinks
+            return EvalResult({}, status, returned)
         metrics = final_metrics(self)
         self.result = EvalResult(metrics, status, returned, examples=lambda: examples_frame(self))
         if self.settings.shard:
