@@ -1,7 +1,8 @@
 """The seed scenario: token recall over a small QA dataset, tracked in ClearML.
 
 Run it with ``python examples/evaluate_qa.py`` (``--model good|weak``, ``--name``,
-``--repeat N``). With no ClearML server configured, the run is written as an offline session; the summary printed
+``--repeat N``), or on several ranks with ``torchrun --nproc_per_node=2 examples/evaluate_qa.py``
+(one run all the same). With no ClearML server configured, the run is written as an offline session; the summary printed
 at the end says where, and how to upload it later.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,7 +66,13 @@ def main() -> None:
     args = parser.parse_args()
     name = args.name or f"qa token recall ({args.model})"
     tracked = tracked_eval(project="tracked-examples", task_name=name)(evaluate)
-    result = tracked(load() * args.repeat, model=args.model)
+    dataset = load() * args.repeat
+    if "WORLD_SIZE" in os.environ:  # under torchrun: each rank scores every WORLD_SIZE-th question
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+        dataset = dataset[dist.get_rank() :: dist.get_world_size()]
+    result = tracked(dataset, model=args.model)
     print(f"token_recall = {result['token_recall']:.4f} over {result['num_examples']} examples")
 
 

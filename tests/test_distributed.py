@@ -124,3 +124,25 @@ def test_a_rank_that_dies_leaves_the_others_a_bounded_wait_and_rank_0_records_it
     session = read_session(session_dir)
     assert session.status == "failed"
     assert session.single_values["num_examples"] == 4  # rank 0's own part
+
+
+def test_the_main_example_on_two_ranks_is_one_session_equal_to_one_process(clearml_cache: Path) -> None:
+    """``torchrun --nproc_per_node=2 examples/evaluate_qa.py``: one offline session, the 1-process metrics."""
+    example = HERE.parent / "examples" / "evaluate_qa.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+         str(example)],
+        capture_output=True, text=True, timeout=240, check=True,
+        env={**env, "CLEARML_CACHE_DIR": str(clearml_cache / "two")},
+    )  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=True,
+        env={**env, "CLEARML_CACHE_DIR": str(clearml_cache / "one")},
+    )  # fmt: skip
+    (two,) = [p for p in (clearml_cache / "two" / "offline").iterdir() if p.is_dir()]
+    (one,) = [p for p in (clearml_cache / "one" / "offline").iterdir() if p.is_dir()]
+    ranked, single = read_session(two).single_values, read_session(one).single_values
+    assert ranked["num_ranks"] == 2
+    for name in ("token_recall", "token_recall_stderr", "num_examples", "dataset_num_eval"):
+        assert ranked[name] == single[name]
