@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -68,7 +69,8 @@ def main() -> None:
             [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.ranks}",
              f"--master_port={free_port()}", str(script), str(args.n)], tmp + "/ranks",
         )  # fmt: skip
-        ends = {d["rank"]: d["end"] for d in map(json.loads, filter(None, out.splitlines()))}
+        # The ranks share one stdout: their lines may run together.
+        ends = {d["rank"]: d["end"] for d in map(json.loads, re.findall(r'\{"rank": \d+, "end": [^}]+\}', out))}
         print(f"gather: {args.n:,} examples x 3 metrics, {args.ranks} gloo ranks on {os.cpu_count()} CPUs")
         print(f"  one process, last example -> return: {single['end']:.2f} s")
         print(f"  rank 0 of {args.ranks}, last example -> return: {ends[0]:.2f} s "

@@ -61,11 +61,13 @@ def _begin(
     if not settings.enabled:  # off: the same kind of result, counted here, recorded and printed nowhere
         return _untracked(wrapped, settings, yields), args, kwargs
     try:
-        from ._distributed import ranks
+        from ._distributed import ranks, start_report
 
         shared = ranks(settings)
         if shared is not None:  # one rank of many: it scores its part; the parts make one run at the end
-            run = Run(settings, _name(wrapped, settings), describe_call(wrapped, args, kwargs, settings, yields), [])
+            name, call = _name(wrapped, settings), describe_call(wrapped, args, kwargs, settings, yields)
+            start_report(shared, settings, name, call)
+            run = Run(settings, name, call, [])
             run.ranks = shared
             return run, args, kwargs
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation

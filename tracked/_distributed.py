@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import datetime
 import sys
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._warn import warn
 
 if TYPE_CHECKING:
+    from ._call import CallInfo
     from ._options import Settings
     from ._result import EvalResult
     from ._run import Run
@@ -36,6 +36,9 @@ class Ranks:
     rank: int
     world: int
     group: Any  # the gloo group the parts are gathered over, with this call's timeout
+    #: Rank 0's global run, its sinks started with the call (ClearML's task is made while the ranks
+    #: score, as for any run, not at the end); filled with every rank's examples at the end.
+    report: Run | None = None
 
 
 def ranks(settings: Settings) -> Ranks | None:
@@ -50,18 +53,15 @@ def ranks(settings: Settings) -> Ranks | None:
         return None
     timeout = datetime.timedelta(seconds=settings.gather_timeout)
     group = dist.new_group(backend="gloo", timeout=timeout)
-    rank = dist.get_rank()
-    if rank == 0:  # it reports the global run at the end: ClearML and pandas imported meanwhile, not then
-        threading.Thread(target=_import_reporting, name="tracked-import", daemon=True).start()
-    return Ranks(rank=rank, world=dist.get_world_size(), group=group)
+    return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), group=group)
 
 
-def _import_reporting() -> None:
-    import contextlib
+def start_report(own: Ranks, settings: Settings, name: str, call: CallInfo) -> None:
+    """On rank 0: the global run, its sinks started now (the ClearML task created while the ranks score)."""
+    from ._run import Run
 
-    with contextlib.suppress(Exception):
-        import clearml  # noqa: F401
-        import pandas  # noqa: F401
+    if own.rank == 0:
+        own.report = Run(settings, name, call, _sinks())
 
 
 def conclude(run: Run, status: str, returned: Any, error: BaseException | None) -> EvalResult:
@@ -82,15 +82,17 @@ def conclude(run: Run, status: str, returned: Any, error: BaseException | None) 
             f"(a rank died, or did not answer within gather_timeout={run.settings.gather_timeout:g} s): "
             f"{type(exc).__name__}: {str(exc)[:300]}"
         )
-        if own.rank == 0:  # what this rank scored is recorded, as a failed run
+        if own.report is not None:  # what this rank scored is recorded, as a failed run
             part.status, part.error = "failed", message
-            replay(combine([part]), run.settings, run.name, run.call, _sinks(), returned)
+            replay(combine([part]), own.report, returned)
         raise DistributedEvalError(message) from exc
     combined = combine(parts, INTERLEAVED, run.settings.id_field or None)
     if combined.duplicates:
         warn(f"{run.name}: {combined.duplicates} examples scored twice (by id) are counted once")
-    sinks = _sinks() if own.rank == 0 else []
-    result = replay(combined, run.settings, run.name, run.call, sinks, returned, {"num_ranks": own.world})
+    from ._run import Run
+
+    report = own.report or Run(run.settings, run.name, run.call, [])  # other ranks: the same run, unreported
+    result = replay(combined, report, returned, {"num_ranks": own.world})
     where = [(result.task_id, result.session_dir, result.saved_to)]
     dist.broadcast_object_list(where, src=0, group=own.group)
     result._task_id, result._session_dir, result._saved_to = where[0]

@@ -24,12 +24,9 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from ._call import CallInfo
-    from ._options import Settings
     from ._result import EvalResult
     from ._run import Run
     from .session import Session
-    from .sinks import Sink
 
 INTERLEAVED, CONSECUTIVE = "interleaved", "consecutive"
 
@@ -203,19 +200,17 @@ def _by_id(
     return [new_position[where] for where in positions], len(kept), total - len(kept)
 
 
-def replay(
-    combined: Combined, settings: Settings, name: str, call: CallInfo, sinks: list[Sink], returned: Any = None,
-    extra: dict[str, Any] | None = None,
-) -> EvalResult:  # fmt: skip
-    """One run of the combined examples, handed to ``sinks`` as if it had scored them all."""
+def replay(combined: Combined, run: Run, returned: Any = None, extra: dict[str, Any] | None = None) -> EvalResult:
+    """End ``run`` (started with its sinks, nothing yielded to it) as the run of the combined examples:
+    its sinks see every example as if it had scored them all."""
     from ._details import Block
     from ._live import Live
-    from ._run import Run, finish
+    from ._run import finish
     from ._storage import Series
 
-    run = Run(settings, name, dataclasses.replace(call, dataset_num_eval=combined.dataset_num_eval), sinks)
-    journal = [s for s in sinks if type(s).__name__ == "JournalSink"]
-    run.follower = Live(run, first=journal)
+    run.call = dataclasses.replace(run.call, dataset_num_eval=combined.dataset_num_eval)
+    run.expected = combined.count  # the chart is planned for every example, not the part the run began with
+    run.follower = Live(run, first=[s for s in run.sinks if type(s).__name__ == "JournalSink"])
     for metric, (indices, values) in combined.series.items():
         if len(values):
             series = run.series[metric] = Series(int(indices[0]))
@@ -258,6 +253,7 @@ def merge(
     from ._call import CallInfo
     from ._decorator import default_sinks
     from ._options import check_options, resolve
+    from ._run import Run
 
     shards = [_shard(p, number) for number, p in enumerate(parts)]
     if not shards:
@@ -277,10 +273,9 @@ def merge(
     settings, _ = resolve(check_options({"project": first.project, "task_name": first.name, **options}))
     settings = settings._replace(shard="")
     combined = combine([s.part for s in shards], CONSECUTIVE, id_field or settings.id_field or None)
-    call = CallInfo(yields=True)
     sinks = default_sinks() if settings.enabled else []
-    name = settings.task_name or first.name
-    return replay(combined, settings, name, call, sinks, extra={"num_shards": count})
+    run = Run(settings, settings.task_name or first.name, CallInfo(yields=True), sinks)
+    return replay(combined, run, extra={"num_shards": count})
 
 
 def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
