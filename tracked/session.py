@@ -278,12 +278,15 @@ def _files(path: Path) -> Iterator[dict[str, Callable[[], IO[bytes]]]]:
         yield {base: functools.partial(archive.open, info) for base, info in members.items()}
 
 
-def read_session(path: str | Path) -> Session:
-    """Parse the offline session at ``path`` (a session folder or its zip)."""
+def read_session(path: str | Path, events: bool = True) -> Session:
+    """Parse the offline session at ``path`` (a session folder or its zip).
+
+    ``events=False`` reads the task and the journal only, not the charts and console (``tracked merge``).
+    """
     path = Path(path)
     try:
         with _files(path) as files:
-            session = _parse(path, files)
+            session = _parse(path, files if events else {k: v for k, v in files.items() if k == "task.json"})
     except (OSError, zipfile.BadZipFile) as exc:
         raise SessionError(f"{path}: cannot read ({exc})") from None
     session.journal = journal = _journal(path, session.problems)
