@@ -11,6 +11,12 @@ Two HTTP servers on 127.0.0.1 (OS-chosen ports) share one state: the API host (`
 optionally ``/v2.23/<service>.<action>``) and the files host (multipart upload POSTs, GET downloads).
 Requests to the files host are recorded under the endpoint names ``files.upload``, ``files.download`` and
 ``files.delete``, so failure injection addresses them like API endpoints.
+
+Where the SDK's outcome depends on it, it refuses what clearml-server refuses: a status change outside the
+server's state machine without ``force``, ``tasks.edit`` (and non-property hyperparameter edits) of a task
+that is no draft, deleting a task that is no draft without ``force``, events for a published task, a batch
+of which no event was added; and like it, a scalar or plot event replaces an earlier one with the same
+task, iteration, metric and variant.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 ACCESS_KEY = "STANDINACCESSKEY0123456789"
 SECRET_KEY = "stand-in-secret-key-0123456789abcdefghij"
@@ -56,6 +62,22 @@ _STATUS_OF = {
     "tasks.enqueue": "queued",
     "tasks.dequeue": "created",
 }
+
+#: clearml-server's task state machine (apiserver/bll/task/utils.py): the moves allowed without ``force``.
+_STATE_MACHINE: dict[str, set[str]] = {
+    "created": {"queued", "in_progress"},
+    "queued": {"created", "in_progress"},
+    "in_progress": {"stopped", "failed", "created", "completed"},
+    "stopped": {"closed", "created", "failed", "in_progress", "published", "publishing", "completed"},
+    "closed": {"created", "failed", "published", "publishing", "stopped"},
+    "failed": {"created", "stopped", "published"},
+    "publishing": {"published"},
+    "published": set(),
+    "completed": {"published", "in_progress", "created"},
+}
+#: Event types clearml-server stores under an id made of these fields: a second event with the same id
+#: replaces the first (``EventBLL.add_events``); log events always get a new id.
+_EVENT_ID_FIELDS = ("task", "iter", "metric", "variant", "key")
 
 
 @dataclass
@@ -124,6 +146,7 @@ class StandInServer:
         self.projects: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}  # files-host path ("/p/t.<id>/artifacts/...") -> content
         self._events: list[dict[str, Any]] = []
+        self._event_ids: dict[tuple[Any, ...], int] = {}  # event id -> position in _events
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self._servers: list[ThreadingHTTPServer] = []
@@ -310,12 +333,19 @@ class StandInServer:
         body = body if isinstance(body, dict) else {}
         with self._lock:
             task = self._task(body.get("task"))
+            current = task.get("status", "created")
+            # clearml-server's ChangeStatusRequest: only the state machine's moves, unless forced
+            if not body.get("force") and status != current and status not in _STATE_MACHINE.get(current, set()):
+                raise _ApiError(400, f"Invalid status change: {current} -> {status}", 110)
             now = _now_iso()
-            fields = {"status": status, "status_changed": now, "last_update": now}
-            if body.get("status_reason") is not None:
-                fields["status_reason"] = body["status_reason"]
-            if body.get("status_message") is not None:
-                fields["status_message"] = body["status_message"]
+            # The real server replaces both texts on every change ("" when not given).
+            fields = {
+                "status": status,
+                "status_changed": now,
+                "last_update": now,
+                "status_reason": body.get("status_reason") or "",
+                "status_message": body.get("status_message") or "",
+            }
             if status == "in_progress":
                 fields["started"] = now
             if status in ("completed", "stopped", "failed", "closed", "published"):
@@ -460,6 +490,8 @@ class StandInServer:
 
     def _api_tasks__edit(self, body: Any) -> Any:
         task = self._task(body.get("task"))
+        if not body.get("force") and task.get("status") != "created":  # clearml-server's tasks.edit
+            raise _ApiError(400, f"Invalid task status: expected=created, status={task.get('status')}", 110)
         fields = {k: copy.deepcopy(v) for k, v in body.items() if k not in ("task", "force", "method")}
         task.update(fields)
         task.setdefault("execution", {}).setdefault("artifacts", [])
@@ -474,8 +506,9 @@ class StandInServer:
 
     def _api_tasks__edit_hyper_params(self, body: Any) -> Any:
         task = self._task(body.get("task"))
-        params = task.setdefault("hyperparams", {})
         items = body.get("hyperparams") or []
+        self._check_updatable(task, body, properties_only=all(p.get("section") == "properties" for p in items))
+        params = task.setdefault("hyperparams", {})
         replace = body.get("replace_hyperparams", "none")
         if replace == "all":
             params.clear()
@@ -488,7 +521,10 @@ class StandInServer:
         return {"updated": 1}
 
     def _api_tasks__delete_hyper_params(self, body: Any) -> Any:
-        params = self._task(body.get("task")).setdefault("hyperparams", {})
+        task = self._task(body.get("task"))
+        items = body.get("hyperparams") or []
+        self._check_updatable(task, body, properties_only=all(p.get("section") == "properties" for p in items))
+        params = task.setdefault("hyperparams", {})
         for item in body.get("hyperparams") or []:
             section = item.get("section", "")
             if item.get("name") is None:
@@ -496,6 +532,27 @@ class StandInServer:
             else:
                 params.get(section, {}).pop(item["name"], None)
         return {"deleted": 1}
+
+    @staticmethod
+    def _check_updatable(task: dict[str, Any], body: Any, properties_only: bool = False) -> None:
+        """clearml-server's ``get_task_for_update``: a draft, or a running task with ``force``; properties always."""
+        allowed = ("created", "in_progress") if body.get("force") else ("created",)
+        if not properties_only and task.get("status") not in allowed:
+            raise _ApiError(400, f"Invalid task status: expected=created, status={task.get('status')}", 110)
+
+    def _api_tasks__delete(self, body: Any) -> Any:
+        task = self._task(body.get("task"))
+        archived = "archived" in (task.get("system_tags") or [])
+        if task.get("status") != "created" and not archived and not body.get("force"):  # TaskCannotBeDeleted
+            raise _ApiError(
+                400, f"Task cannot be deleted: due to status, use force=True (status={task['status']})", 130
+            )
+        del self.tasks[task["id"]]
+        self._events[:] = [e for e in self._events if e.get("task") != task["id"]]
+        self._event_ids = {
+            tuple(e.get(f) for f in _EVENT_ID_FIELDS): i for i, e in enumerate(self._events) if e.get("type") != "log"
+        }
+        return {"deleted": True}
 
     def _api_tasks__get_hyper_params(self, body: Any) -> Any:
         tasks = body.get("tasks") or []
@@ -580,13 +637,24 @@ class StandInServer:
         added = 0
         for event in events:
             task = self.tasks.get(event.get("task")) if isinstance(event, dict) else None
-            if task is None:
+            if task is None or task.get("status") in ("publishing", "published"):  # locked tasks take no events
                 errors["Invalid task id"] = errors.get("Invalid task id", 0) + 1
                 continue
-            self._events.append(event)
+            event.setdefault("timestamp", int(time.time() * 1000))  # as the real server does when none is sent
+            # Same id (task, iter, metric, variant): the earlier event is replaced, as in clearml-server.
+            key = tuple(event.get(f) for f in _EVENT_ID_FIELDS) if event.get("type") != "log" else None
+            position = self._event_ids.get(key) if key is not None else None
+            if position is not None:
+                self._events[position] = event
+            else:
+                if key is not None:
+                    self._event_ids[key] = len(self._events)
+                self._events.append(event)
             added += 1
             if event.get("type") == "training_stats_scalar":
                 self._update_last_metrics(task, event)
+        if not added:  # clearml-server: errors.bad_request.EventsNotAdded
+            raise _ApiError(400, f"Events not added: {errors}", 128)
         return {"added": added, "errors": sum(errors.values()), "errors_info": errors}
 
     _api_events__add = _api_events__add_batch
@@ -661,12 +729,30 @@ class StandInServer:
         return {"events": copy.deepcopy(logs), "returned": len(logs), "total": len(logs), "scroll_id": ""}
 
     def _api_events__get_task_events(self, body: Any) -> Any:
+        """clearml-server 1.16's TaskEventsRequest: event_type, metrics [{metric, variants}], batch_size (default
+        500), count_total (default true), scroll_id; pages of ``batch_size`` in iteration order."""
         self._task(body.get("task"))
         events = [e for e in self._events if e.get("task") == body.get("task")]
         wanted = body.get("event_type")
-        if wanted:
+        if wanted and wanted != "all":
             events = [e for e in events if e.get("type") == wanted]
-        return {"events": copy.deepcopy(events), "returned": len(events), "total": len(events), "scroll_id": ""}
+        metrics = {m.get("metric"): set(m.get("variants") or ()) for m in body.get("metrics") or []}
+        if metrics:
+            events = [
+                e
+                for e in events
+                if e.get("metric") in metrics and (not metrics[e["metric"]] or e.get("variant") in metrics[e["metric"]])
+            ]
+        events.sort(key=lambda e: e.get("iter") or 0)
+        start = int(body.get("scroll_id") or 0)
+        page = events[start : start + int(body.get("batch_size") or 500)]
+        total = len(events) if body.get("count_total", True) else None
+        return {
+            "events": copy.deepcopy(page),
+            "returned": len(page),
+            "total": total,
+            "scroll_id": str(start + len(page)),
+        }
 
     # ---------------------------------------------------------------- files host
 
@@ -782,7 +868,8 @@ def _handler_class(server: StandInServer, host: str) -> type[BaseHTTPRequestHand
             if match:
                 self._answer_api(record, endpoint, version, body, status)
             else:
-                self._answer_files(record, url.path, content_type, raw, status)
+                # The fileserver serves the decoded path (a project name with a space is "%20" in the URL)
+                self._answer_files(record, unquote(url.path), content_type, raw, status)
 
         def _answer_api(
             self, record: Record, endpoint: str, version: str | None, body: Any, status: int | None

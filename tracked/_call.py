@@ -30,6 +30,8 @@ class CallInfo:
     dataset_num_eval: int | None = None
     #: Simple arguments (numbers, strings, booleans, paths) by name, secret-looking ones redacted.
     params: dict[str, str] = field(default_factory=dict)
+    #: Each simple argument's type as ClearML's ``Task.connect`` records it: int, float, bool or str.
+    param_types: dict[str, str] = field(default_factory=dict)
     #: What tells one model (dataset) from another for ``resume``: its path, or its type and size.
     model_id: str | None = None
     dataset_id: str | None = None
@@ -70,6 +72,7 @@ def describe_call(
         model_size_bytes=size,
         dataset_num_eval=None if dataset is None else dataset_length(dataset),
         params=simple_params(arguments, skip={settings.model_arg, settings.dataset_arg}),
+        param_types=param_types(arguments, skip={settings.model_arg, settings.dataset_arg}),
         model_id=None if model is None else identity(model, size),
         dataset_id=None if dataset is None else identity(dataset, None),
     )
@@ -97,6 +100,17 @@ def simple_params(arguments: Mapping[str, Any], skip: set[str]) -> dict[str, str
         text = REDACTED if looks_secret(name) else without_url_passwords(scrub(str(value)))
         params[name] = text[:_MAX_PARAM_CHARS]
     return params
+
+
+def param_types(arguments: Mapping[str, Any], skip: set[str]) -> dict[str, str]:
+    """The type ``Task.connect`` would record for each simple argument; a path or a redacted value is text."""
+    types: dict[str, str] = {}
+    for name, value in arguments.items():
+        if name in skip or not isinstance(value, _SIMPLE):
+            continue
+        kind = next((t for t in (bool, int, float) if isinstance(value, t)), str)  # bool first: it is an int
+        types[name] = "str" if looks_secret(name) else kind.__name__
+    return types
 
 
 def model_size_bytes(model: Any) -> int | None:

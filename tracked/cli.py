@@ -61,7 +61,7 @@ class Problems:
         print(f"tracked: {message}", file=self.stream)
 
 
-def load_runs(specs: Sequence[str], problems: Problems) -> list[Session]:
+def load_runs(specs: Sequence[str], problems: Problems, events: bool = True) -> list[Session]:
     """Sessions for each RUN argument (globs expanded); unreadable ones become problems."""
     sessions: list[Session] = []
     for spec in specs:
@@ -74,7 +74,7 @@ def load_runs(specs: Sequence[str], problems: Problems) -> list[Session]:
         for path in paths:
             try:
                 local = Path(path).exists() or _looks_like_a_path(path) or not _server()
-                found = [read_session(path)] if local else _from_server(path)
+                found = [read_session(path, events)] if local else _from_server(path)
             except SessionError as exc:
                 problems.add(str(exc))
                 continue
@@ -312,51 +312,28 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def upload(specs: Sequence[str], problems: Problems, out: TextIO) -> None:
-    from clearml import Task
+#: A session's record of where it went: in its folder, or beside its zip (see ``_record_paths``).
+def merged_to(
+    sessions: Sequence[Session], output: Path | None, id_field: str | None, problems: Problems, out: TextIO
+) -> None:
+    """``tracked merge``: the shards as one run (a new offline session, or a task with a server)."""
+    import shutil
 
-    from .sinks._clearml_setup import server_configured
+    from ._merge import MergeError, merge
 
-    if not server_configured():
-        problems.add(
-            "no ClearML server is configured (set CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and "
-            "CLEARML_API_SECRET_KEY, or run `clearml-init`); nothing was uploaded"
-        )
+    if problems.count:  # a shard that cannot be read: merging the rest would be a silently partial run
+        problems.add("not merged: every shard must be readable")
         return
-    Task.set_offline(False)
-    for session in load_runs(specs, problems):
-        if session.status == "running":
-            problems.add(f"{session.path}: the run is still going; upload it once it has ended")
-            continue
-        try:
-            task_id = Task.import_offline_session(str(session.path))
-            _settle(Task.get_task(task_id=task_id), session)
-        except Exception as exc:  # noqa: BLE001 - one line per run, the others still go
-            problems.add(f"{session.path}: upload failed ({type(exc).__name__}: {exc})")
-            continue
-        print(f"{session.path} -> {task_id} ({session.status})", file=out)
-
-
-def _settle(task: Any, session: Session) -> None:
-    """ClearML's import ends every task completed: give it the status the run really had.
-
-    An interrupted run (its process died) also never reported its final
-    metrics: the means over the examples it recorded are reported as its
-    single values, and the run goes to the server as stopped.
-    """
-    status = session.status
-    if status == "interrupted":
-        logger = task.get_logger()
-        for name, value in session.single_values.items():
-            if math.isfinite(value):
-                logger.report_single_value(name=name, value=value)
-        logger.flush(wait=True)
-        task.set_user_properties(tracked_status="interrupted")
-    if status in ("stopped", "interrupted"):
-        task.mark_stopped(force=True, status_message=f"tracked: {status}")
-    elif status == "failed":
-        error = (session.journal.state.get("error") if session.journal is not None else None) or "failed"
-        task.mark_failed(force=True, status_reason=str(error)[:200], status_message="tracked: failed")
+    try:
+        result = merge(sessions, id_field=id_field, verbose=False)
+    except MergeError as exc:
+        problems.add(f"not merged: {exc}")
+        return
+    where = result.session_dir or result.task_id or result.saved_to
+    print(f"merged {len(sessions)} shards, {result['num_examples']:,} examples -> {where}", file=out)
+    if output is not None and result.session_dir is not None:
+        shutil.copyfile(f"{result.session_dir}.zip", output)
+        print(f"copied to {output}", file=out)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -377,6 +354,10 @@ def parser() -> argparse.ArgumentParser:
     report_cmd = commands.add_parser("report", help="one self-contained HTML file")
     report_cmd.add_argument("runs", nargs="+", metavar="RUN")
     report_cmd.add_argument("-o", "--output", default="report.html", type=Path)
+    merge_cmd = commands.add_parser("merge", help="join the shards of an evaluation (shard=(i, n)) into one run")
+    merge_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    merge_cmd.add_argument("-o", "--output", type=Path, help="also copy the merged session's zip here")
+    merge_cmd.add_argument("--id-field", default=None, help="match examples by this field (default: shard order)")
     upload_cmd = commands.add_parser("upload", help="send offline sessions to the configured ClearML server")
     upload_cmd.add_argument("runs", nargs="+", metavar="RUN")
     return top
@@ -392,9 +373,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     args = parser().parse_args(argv)
     try:
         if args.command == "upload":
+            from .upload import upload
+
             upload(args.runs, problems, out)
             return EXIT_BAD_INPUT if problems.count else 0
-        sessions = load_runs(args.runs, problems)
+        sessions = load_runs(args.runs, problems, events=args.command != "merge")  # merge needs journals only
         if args.command == "show":
             for number, session in enumerate(sessions):
                 if number:
@@ -413,6 +396,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             )
         elif args.command == "compare" and sessions:
             out.write(render_compare(compare_frame(sessions, args.sort), args.format))
+        elif args.command == "merge" and sessions:
+            merged_to(sessions, args.output, args.id_field, problems, out)
         elif args.command == "report" and sessions:
             from .report import write_report
 

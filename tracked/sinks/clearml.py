@@ -19,7 +19,7 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,7 +312,14 @@ class ClearMLSink:
                 self._save_long_details(task, run)
             logger.report_text(summary_text(run, result), print_console=False)
             if run.call.params:
-                task.update_parameters({f"Args/{self.name(k)}": v for k, v in run.call.params.items()})
+                # Typed as ``Task.connect`` records them (int, float, bool, str): the values are text (redacted,
+                # shortened), so the types go beside them. ``param_types`` comes with CallInfo (_call.py);
+                # without it every argument is a str, as before.
+                types = run.call.param_types
+                task.update_parameters(
+                    {f"Args/{self.name(k)}": v for k, v in run.call.params.items()},
+                    **{"__parameters_types": {f"Args/{self.name(k)}": types.get(k, "str") for k in run.call.params}},
+                )
             task.set_user_properties(**{self.name("tracked_status"): run.status})
             logger.flush(wait=True)
         except Exception as exc:  # noqa: BLE001
@@ -334,18 +341,28 @@ class ClearMLSink:
         if task is None or not update.points:
             return
         try:
-            logger = None if self._offline is not None else task.get_logger()
+            offline = self._offline
+            logger = task.get_logger() if offline is None else None
+            report = _scalar_reporter(task, logger) if logger is not None else None
             title = run.settings.progress_title
             for metric, (iterations, values, mean_iterations, means) in update.points.items():
-                for series_name, xs, ys in (
-                    (self.name(metric), iterations, values),
-                    (self.name(RUNNING_MEAN.format(metric=metric)), mean_iterations, means),
+                times = update.times.get(metric)
+                for series_name, xs, ys, ts in (
+                    (self.name(metric), iterations, values, None if times is None else times[0]),
+                    (
+                        self.name(RUNNING_MEAN.format(metric=metric)),
+                        mean_iterations,
+                        means,
+                        None if times is None else times[1],
+                    ),
                 ):
-                    if self._offline is not None:
-                        self._offline.write(series_name, xs.tolist(), ys.tolist(), update.time)
-                        continue
-                    for iteration, value in zip(xs.tolist(), ys.tolist(), strict=True):
-                        logger.report_scalar(title=title, series=series_name, value=value, iteration=iteration)  # type: ignore[union-attr]
+                    # Each point stamped with when its example was scored (ClearML's wall-time axis), in ms.
+                    stamps = [int(update.time * 1000)] * len(xs) if ts is None else (ts * 1000).astype(int).tolist()
+                    if offline is not None:
+                        offline.write(series_name, xs.tolist(), ys.tolist(), stamps)
+                    elif report is not None:
+                        for iteration, value, stamp in zip(xs.tolist(), ys.tolist(), stamps, strict=True):
+                            report(title, series_name, value, iteration, stamp)
             if logger is not None and not update.final:
                 logger.flush()  # hand the points to ClearML's sender now, not at its next period
         except Exception as exc:  # noqa: BLE001
@@ -423,6 +440,39 @@ class ClearMLSink:
             restore(shared.offline_before, shared.environ_before)
 
 
+def _scalar_reporter(task: Task, logger: Logger) -> Callable[[str, str, float, int, int], None]:
+    """``report(title, series, value, iteration, timestamp_ms)``: ``Logger.report_scalar`` with the point's own time.
+
+    ClearML stamps each scalar with the time of the call, and a streamed
+    point is reported at the next flush, seconds after its example was
+    scored. Its reporter takes a ``ScalarEvent`` with a timestamp (ClearML
+    2.1 internals, the path ``report_scalar`` itself takes); where they
+    differ, the points keep the call's time rather than being lost.
+    """
+    try:
+        from clearml.backend_interface.metrics.events import ScalarEvent
+
+        reporter = task._reporter
+        normalize, send = reporter._normalize_name, reporter._report
+        touch = logger._touch_title_series
+    except (ImportError, AttributeError):
+
+        def plain(title: str, series: str, value: float, iteration: int, stamp: int) -> None:
+            logger.report_scalar(title=title, series=series, value=value, iteration=iteration)
+
+        return plain
+
+    def report(title: str, series: str, value: float, iteration: int, stamp: int) -> None:
+        touch(title, series)
+        send(
+            ScalarEvent(
+                metric=normalize(title), variant=normalize(series), value=value, iter=iteration, timestamp=stamp
+            )
+        )
+
+    return report
+
+
 def _never_wait_at_exit(task: Task) -> None:
     """The server stopped answering: ClearML's exit hooks would wait for it again, for ever.
 
@@ -467,15 +517,18 @@ class _OfflineScalars:
         )
         self._dumps = json.dumps
 
-    def write(self, series: str, iterations: list[int], values: list[float], when: float) -> None:
+    def write(self, series: str, iterations: list[int], values: list[float], stamps: list[int]) -> None:
+        """Append one series' points; ``stamps``: each point's time in ms, as ClearML's ``timestamp``."""
         import os
 
         if not iterations:
             return
-        head = f'{{"timestamp": {int(when * 1000)}, {self._head}{self._dumps(series)}, '
+        head = f"{self._head}{self._dumps(series)}, "
         # repr() of a finite float is valid JSON; inf/nan would not be (nor would ClearML take them).
         events = ", ".join(
-            f'{head}"iter": {i}, "value": {v!r}}}' for i, v in zip(iterations, values, strict=True) if math.isfinite(v)
+            f'{{"timestamp": {t}, {head}"iter": {i}, "value": {v!r}}}'
+            for i, v, t in zip(iterations, values, stamps, strict=True)
+            if math.isfinite(v)
         )
         if not events:
             return
