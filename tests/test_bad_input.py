@@ -259,3 +259,15 @@ def test_an_integer_field_averaged_warns_once_and_the_options_decide(monkeypatch
     from_env = tracked_eval(verbose=False)(evaluate.__wrapped__)
     assert set(from_env(rows)) >= {"correct", "tier"}
     assert "bucket" not in from_env(rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [("keys", False), ("indices", False), ("sampleID", False), ("questionId", False), ("y_pred", False),
+     ("y_loss", True), ("label_smoothing_loss", True), ("accuracy", True)],
+)  # fmt: skip
+def test_the_label_rule_reads_names_by_their_last_word(name: str, metric: bool) -> None:
+    from tracked._options import Settings
+    from tracked._run import is_metric
+
+    assert is_metric(name, Settings()) is metric

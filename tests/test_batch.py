@@ -168,3 +168,31 @@ def test_long_texts_in_a_batch_are_spilled_like_single_ones() -> None:
     result = evaluate()
     assert result.examples["answer"][0] == "short"
     assert result.examples["answer"][1].endswith("[5,000 characters in all; the full text is in long-details.jsonl]")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1, 10**400, 2], [1 + 2j, 3], [None, None], [1, "x", 0.5], [1, 2], [3, 4]],
+    ids=["too big", "complex", "all None", "mixed", "small ints", "label-like ints"],
+)
+def test_a_list_column_is_taken_value_by_value_like_single_yields(values: list[Any]) -> None:
+    import warnings
+
+    @tracked_eval(verbose=False)
+    def one() -> Iterator[Any]:
+        for value in values:
+            yield {"c": value}
+
+    @tracked_eval(verbose=False)
+    def many() -> Iterator[Any]:
+        yield batch(c=values)
+
+    with warnings.catch_warnings(record=True) as singly:
+        warnings.simplefilter("always")
+        a = one()
+    with warnings.catch_warnings(record=True) as batched:
+        warnings.simplefilter("always")
+        b = many()
+    assert dict(a) == pytest.approx({**dict(b), "duration_seconds": a["duration_seconds"]}, nan_ok=True)
+    pd.testing.assert_frame_equal(a.examples, b.examples)
+    assert len(singly) == len(batched)

@@ -718,3 +718,37 @@ def test_large_details_keep_the_runs_memory_bounded(clearml_cache: Path) -> None
     lines = (session / "tracked" / "0" / "long-details.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 300
     assert json.loads(lines[3]) == [3, "answer", "3" * 2**20]
+
+
+def test_a_journal_with_lying_batch_lines_reads_without_crashing(tmp_path: Path, clearml_cache: Path) -> None:
+    """Overlapping or negative batch blocks in details.jsonl: each a problem line; the examples still read."""
+    from tracked import batch
+
+    @tracked_eval(verbose=False, task_name="lying")
+    def evaluate() -> Iterator[object]:
+        yield batch(score=[1.0, 2.0, 3.0, 4.0], answer=["a", "b", "c", "d"])
+
+    folder = evaluate().session_dir
+    assert folder is not None
+    details = folder / "tracked" / "0" / "details.jsonl"
+    lines = [
+        '{"start": 2, "n": 3, "columns": {"answer": ["x", "y", "z"]}}',
+        '{"start": -3, "n": 1, "columns": {"answer": ["w"]}}',
+        '{"start": 0, "n": 9, "columns": {"answer": ["v"]}}',
+    ]
+    details.write_text(details.read_text(encoding="utf-8") + "\n".join(lines) + "\n", encoding="utf-8")
+    state = json.loads((folder / "tracked" / "0" / "run.json").read_text())
+    state["details"]["bytes"] = details.stat().st_size
+    (folder / "tracked" / "0" / "run.json").write_text(json.dumps(state))
+    session = read_session(folder)
+    assert session.examples()["answer"].tolist() == ["a", "b", "c", "d"]  # the first details of each example
+    assert sum("unreadable line" in p for p in session.problems) == 2
+
+
+def test_a_malformed_read_limit_is_one_warning_and_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracked.session import read_limit
+
+    for raw in ("abc", "0", "-1", "nan"):
+        monkeypatch.setenv("TRACKED_MAX_READ_MB", raw)
+        with pytest.warns(UserWarning, match="TRACKED_MAX_READ_MB"):
+            assert read_limit() == 256 * 2**20

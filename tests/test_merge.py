@@ -120,3 +120,30 @@ def test_results_returned_by_workers_merge_in_python(clearml_cache: Path) -> Non
     assert merged.session_dir is not None
     with pytest.raises(MergeError, match="shards missing: 3/4"):
         merge(results[:3], verbose=False)
+
+
+def test_a_decorated_evaluation_decorated_again_as_a_shard_is_one_run(clearml_cache: Path) -> None:
+    """The README's Ray pattern: ``tracked_eval(shard=(i, n))(evaluate)`` on an already decorated evaluate."""
+
+    @tracked_eval(verbose=False, task_name="twice")
+    def evaluate(dataset: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        yield from dataset
+
+    size = -(-N // SHARDS)
+    results = [tracked_eval(shard=(i, SHARDS))(evaluate)(data()[i * size : (i + 1) * size]) for i in range(SHARDS)]
+    assert len(results[0].examples) == size  # the examples are there: one run, not a run around a run
+    merged = merge(results, verbose=False)
+    one = unsharded(data())
+    assert merged["correct"] == one["correct"]
+    assert merged["num_examples"] == N
+    assert merged["dataset_num_eval"] == N
+
+
+def test_merge_to_a_missing_folder_is_refused_before_merging(tmp_path: Path, clearml_cache: Path) -> None:
+    sessions = shard_sessions(tmp_path, [(0, 2), (1, 2)])
+    done = tracked_cli("merge", *sessions, f"{sessions[0]}.zip", "-o", str(tmp_path / "no" / "such" / "m.zip"))
+    assert done.returncode == 2
+    assert "is not a folder (-o)" in done.stderr
+    assert "merged" not in done.stdout
+    done = tracked_cli("merge", *sessions, f"{sessions[0]}.zip")  # a folder and its zip: one shard, not two
+    assert done.returncode == 0, done.stderr

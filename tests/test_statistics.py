@@ -196,3 +196,34 @@ def test_runs_that_cannot_be_paired_are_one_line_and_exit_2() -> None:
     assert done.returncode == 2
     assert "cannot pair" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_paired_runs_without_a_common_metric_or_id_are_refused() -> None:
+    from tracked import batch
+
+    def run(name: str, ids: Any, **metric: Any) -> Path:
+        @tracked_eval(verbose=False, task_name=name)
+        def evaluate() -> Iterator[Any]:
+            yield batch(id=ids, **metric)
+
+        folder = evaluate().session_dir
+        assert folder is not None
+        return folder
+
+    a = run("A", [1, 2, 3, 4], acc=[1, 0, 1, 1])
+    b = run("B", [1, 2, 3, 4], f1=[1, 0, 1, 1])
+    c = run("C", ["x", "y", "z", "w"], acc=[1, 0, 1, 1])
+    for other, why in ((b, "no metric in common"), (c, "no 'id' is in both runs")):
+        done = _tracked("compare", str(a), str(other), "--paired")
+        assert done.returncode == 2
+        assert why in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_runs_that_all_tie_are_marked_tied() -> None:
+    rng = np.random.default_rng(2)
+    first = _scored("first", (rng.random(50) < 0.5).astype(float))
+    second = _scored("second", (rng.random(50) < 0.5).astype(float))
+    data = json.loads(_tracked("compare", str(first), str(second), "--format", "json").stdout)
+    assert "correct" not in data["best"]
+    assert sorted(data["tied"]["correct"]) == ["first", "second"]

@@ -46,7 +46,7 @@ class BadBatch(ValueError):
 class Columns:
     """A batch, converted: ``n`` examples, float64 metric candidates and text columns (None: absent)."""
 
-    __slots__ = ("kinds", "n", "numbers", "present", "texts")
+    __slots__ = ("first_ints", "kinds", "n", "numbers", "present", "skipped", "texts")
 
     def __init__(self) -> None:
         self.n = 0
@@ -56,6 +56,10 @@ class Columns:
         #: For number columns with absent values (None in a list): which examples have one.
         self.present: dict[str, npt.NDArray[np.bool_]] = {}
         self.texts: dict[str, list[str | None]] = {}
+        #: (field, position, why) of values that cannot be numbers: skipped, as single yields skip them.
+        self.skipped: list[tuple[str, int, str]] = []
+        #: A list column's first integer when it is neither 0 nor 1 (maybe a class label: one warning).
+        self.first_ints: dict[str, int] = {}
 
 
 def columns_of(item: batch) -> Columns:
@@ -124,7 +128,9 @@ def _column(name: str, value: Any) -> tuple[Sequence[Any] | npt.NDArray[Any] | N
 
 
 def _list_column(out: Columns, name: str, values: Sequence[Any]) -> None:
-    """A list: numbers (None where an example has none) make a metric column, anything else details."""
+    """A list, value by value as single yields take them: numbers are the metric, None is "no such
+    metric", a value that cannot be a number is skipped (counted, one warning), and text (or anything
+    else) is the example's detail. A list whose first value is text is taken as a text column whole."""
     import numpy as np
 
     if values and type(values[0]) is str:
@@ -132,28 +138,33 @@ def _list_column(out: Columns, name: str, values: Sequence[Any]) -> None:
         # Other values mixed in, and texts too long to keep, are dealt with by ``Run.settle``.
         out.texts[name] = list(values)
         return
-    kinds = set(map(type, values))
-    kinds.discard(type(None))
-    numbers: list[float] = []
-    present: list[bool] = []
-    out.kinds[name] = "b" if kinds == {bool} else "i" if kinds <= {int, bool} and kinds else "f"
-    for value in values:
+    numbers = np.full(len(values), np.nan)
+    present = np.zeros(len(values), dtype=bool)
+    texts: list[str | None] = [None] * len(values)
+    first_int: int | None = None
+    for j, value in enumerate(values):
         if value is None:
-            numbers.append(np.nan)
-            present.append(False)
             continue
         try:
             number = as_number(value)
-        except InvalidValue:
-            number = None
-        if number is None:  # not all numbers: the whole column is text
-            out.texts[name] = [None if v is None else as_detail(v) for v in values]
-            return
-        numbers.append(number)
-        present.append(True)
-    out.numbers[name] = np.array(numbers, dtype=np.float64)
-    if not all(present):
-        out.present[name] = np.array(present, dtype=bool)
+        except InvalidValue as exc:
+            out.skipped.append((name, j, str(exc)))
+            continue
+        if number is None:
+            texts[j] = as_detail(value)
+            continue
+        numbers[j], present[j] = number, True
+        if first_int is None:
+            first_int = value if type(value) is int else 0
+    if present.any():
+        out.numbers[name] = numbers
+        out.kinds[name] = "i" if all(type(v) is int for v in values if v is not None) else "f"
+        if not present.all():
+            out.present[name] = present
+        if first_int is not None and not 0 <= first_int <= 1:
+            out.first_ints[name] = first_int  # as a single yield of this int would: one warning
+    if any(t is not None for t in texts):
+        out.texts[name] = texts
 
 
 def as_texts(values: npt.NDArray[np.float64], kind: str, present: npt.NDArray[np.bool_] | None) -> list[str | None]:

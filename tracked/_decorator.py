@@ -372,9 +372,14 @@ def tracked_eval(func: Any = None, /, **options: Any) -> Any:
     given = check_options(options)
 
     def decorate(f: Any) -> Any:
+        options = given
+        inner = getattr(f, "_self_given", None)
+        if inner is not None:  # decorated twice (tracked_eval(shard=...)(evaluate)): one run, both options
+            options, f = {**inner, **given}, f.__wrapped__
         kind = _kind(f)
-        wrapper = _function_wrapper_class()(f, kind(given))
-        if not given.get("lazy"):
+        wrapper = _function_wrapper_class()(f, kind(options))
+        wrapper._self_given = options
+        if not options.get("lazy"):
             wrapper._self_flags = _EAGER_FLAGS.get(kind, (0, 0))
         return wrapper
 

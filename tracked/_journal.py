@@ -221,15 +221,17 @@ def read_journal(where: Path | Source, with_data: bool = True, limit: int | None
     if committed:
         try:
             text = source.read(DETAILS, committed).decode("utf-8", errors="replace")
-        except (OSError, KeyError, UnicodeDecodeError) as exc:
+        except (OSError, KeyError, ValueError) as exc:  # ValueError: refused (a zip member expanding absurdly)
             journal.problems.append(f"{DETAILS}: unreadable ({exc})")
             text = ""
         for line in text.splitlines():
             try:
                 entry = json.loads(line)
                 if isinstance(entry, dict):  # a batch: {"start", "n", "columns": {field: [text or null]}}
-                    start, columns = int(entry["start"]), dict(entry["columns"])
-                    for j in range(int(entry["n"])):
+                    start, n, columns = int(entry["start"]), int(entry["n"]), dict(entry["columns"])
+                    if start < 0 or n < 0 or any(not isinstance(v, list) or len(v) < n for v in columns.values()):
+                        raise ValueError("a batch line whose start, size or columns do not agree")
+                    for j in range(n):
                         fields = {str(k): str(v[j]) for k, v in columns.items() if v[j] is not None}
                         if fields:
                             journal.details.append((start + j, fields))

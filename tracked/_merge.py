@@ -289,6 +289,8 @@ def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
         duration = float(given.get("duration_seconds", 0.0))
         error = None if given.status == "completed" else given.status
         part = Part.of_frame(given.examples, index, duration, given.status, error)
+        length = given.get("dataset_num_eval")
+        part.dataset_num_eval = int(length) if isinstance(length, (int, float)) else None
         return Shard(index, count, evaluation, name, project, f"result {number}", part)
     session = given if isinstance(given, Session) else read_session(given)
     journal = session.journal
@@ -306,6 +308,7 @@ def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
     part = Part(
         index=index, count=journal.count, duration=float(journal.state.get("duration", 0.0)), status=journal.status,
         error=journal.state.get("error"), series=series, details=details,
+        dataset_num_eval=journal.state.get("expected"),
     )  # fmt: skip
     evaluation = str(journal.state.get("evaluation", ""))
     return Shard(index, count, evaluation, session.name, session.project, str(session.path), part)

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
 #: The last word of a field name that makes it a detail, not a metric, even when its values are numbers.
 LABEL_WORDS = frozenset((
-    "id", "ids", "idx", "index", "uid", "uuid", "key", "label", "labels", "class", "classes", "cls", "category",
-    "target", "targets", "gold", "pred", "preds", "prediction", "predictions", "predicted", "answer", "answers",
-    "reference", "references", "ref",
+    "id", "ids", "idx", "index", "indices", "indexes", "uid", "uuid", "key", "keys", "label", "labels", "class",
+    "classes", "cls", "category", "categories", "target", "targets", "gold", "pred", "preds", "prediction",
+    "predictions", "predicted", "answer", "answers", "reference", "references", "ref", "refs",
 ))  # fmt: skip
 
 
@@ -47,10 +47,11 @@ def is_metric(name: str, settings: Settings) -> bool:
         return False
     if settings.metrics:
         return name in settings.metrics
-    words = [w for w in re.split(r"[^0-9a-z]+", name.lower()) if w]
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)  # camelCase: sampleID, questionId
+    words = [w for w in re.split(r"[^0-9a-z]+", spaced.lower()) if w]
     if not words:
         return True
-    return words[-1] not in LABEL_WORDS and not (len(words) == 2 and words[0] == "y")
+    return words[-1] not in LABEL_WORDS and words not in (["y", "true"], ["y", "pred"], ["y", "hat"], ["y"])
 
 
 #: Characters of a detail kept in memory; a longer one goes to the journal at once (memory stays bounded).
@@ -308,10 +309,8 @@ class Run:
             if series is None:  # a label, an id, or no room for another metric: details
                 texts[name] = as_texts(values, columns.kinds.get(name, "f"), present)
                 continue
-            if columns.kinds.get(name) in ("i", "u") and name not in self._batched and len(values):
-                outside = (values < 0) | (values > 1)
-                if outside.any():
-                    self._label_averaged(first + int(outside.argmax()), name, int(values[outside.argmax()]))
+            if name in columns.first_ints and name not in self._batched:
+                self._label_averaged(first, name, columns.first_ints[name])
             self._batched.add(name)
             if present is None:
                 series.put(range(first, first + n), values)
@@ -319,7 +318,10 @@ class Run:
                 import numpy as np
 
                 series.put(np.flatnonzero(present) + first, np.ascontiguousarray(values[present]))
-        texts.update(columns.texts)  # checked off the hot path: see ``settle``
+        for name, column in columns.texts.items():  # checked off the hot path: see ``settle``
+            texts[name if name not in texts else f"{name} (detail)"] = column
+        for name, position, why in columns.skipped:
+            self._skip(first + position, name, why)
         if texts:
             self.details.add_block(Block(first, n, texts))
         self.count = first + n

@@ -49,6 +49,9 @@ def final_metrics(run: Run) -> dict[str, Any]:
                 "they are left out of its mean and of the progress chart",
                 stacklevel=2,
             )
+    missing = [name for name in run.settings.metrics if name not in run.series]
+    if missing and run.count:
+        warn(f"{run.name}: metrics={list(run.settings.metrics)!r} names {missing!r}, which no example had as a number")
     metrics.update(returned_metrics(run.returned, run.settings.default_metric, run.name))
     if run.call.yields or run.count:
         metrics.setdefault("num_examples", run.count)

@@ -64,14 +64,16 @@ class Problems:
 def load_runs(specs: Sequence[str], problems: Problems, events: bool = True) -> list[Session]:
     """Sessions for each RUN argument (globs expanded); unreadable ones become problems."""
     sessions: list[Session] = []
-    for spec in specs:
-        # Globs in the order the runs were written, oldest first; a session's folder and its zip are one run.
-        paths = sorted(glob.glob(spec), key=os.path.getmtime) if glob.has_magic(spec) else [spec]
-        folders = {os.path.normpath(p) for p in paths if os.path.isdir(p)}
-        paths = [p for p in paths if not (p.endswith(".zip") and os.path.normpath(p[: -len(".zip")]) in folders)]
+    # Globs in the order the runs were written, oldest first.
+    expanded = [sorted(glob.glob(spec), key=os.path.getmtime) if glob.has_magic(spec) else [spec] for spec in specs]
+    # A session's folder and its zip are one run, however they were named.
+    folders = {os.path.normpath(p) for paths in expanded for p in paths if os.path.isdir(p)}
+    for spec, paths in zip(specs, expanded, strict=True):
         if not paths:
             problems.add(f"{spec}: no such file or folder")
         for path in paths:
+            if path.endswith(".zip") and os.path.normpath(path[: -len(".zip")]) in folders:
+                continue
             try:
                 local = Path(path).exists() or _looks_like_a_path(path) or not _server()
                 found = [read_session(path, events)] if local else _from_server(path)
@@ -261,7 +263,8 @@ def render_compare(frame: pd.DataFrame, fmt: str) -> str:
     lines += ["  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)) for row in cells]
     legend = (
         "± half-width of the 95% confidence interval\n"
-        "* best: better than the runner-up at the 95% level (completed runs only)\n"
+        "* best: better than the runner-up at the 95% level (exactly, for values without a standard error;\n"
+        "  completed runs only)\n"
         "= tied for best: the leaders cannot be told apart at the 95% level\n"
     )
     return "\n".join(lines) + "\n" + legend
@@ -321,6 +324,9 @@ def merged_to(
 
     from ._merge import MergeError, merge
 
+    if output is not None and not output.parent.is_dir():
+        problems.add(f"not merged: {output.parent} is not a folder (-o)")
+        return
     if problems.count:  # a shard that cannot be read: merging the rest would be a silently partial run
         problems.add("not merged: every shard must be readable")
         return

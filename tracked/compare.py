@@ -119,7 +119,7 @@ def best_runs(frame: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list
         ]
         if not level:
             best[str(metric)] = [leader]
-        elif len(level) + 1 < len(ranked):  # some runs are worse: the rest tie for best
+        else:  # the leaders cannot be told apart (all runs, or all but the ones clearly worse)
             tied[str(metric)] = [leader, *level]
     return best, tied
 
@@ -155,7 +155,11 @@ def paired_rows(a: Session, b: Session, id_field: str = "id") -> list[dict[str, 
             f"cannot pair {a.path} ({len(first)} examples) with {b.path} ({len(second)}): "
             f"neither has the same number of examples nor an id field {id_field!r} in both (--id-field)"
         )
+    if first.empty:
+        raise SessionError(f"cannot pair {a.path} with {b.path}: no {id_field!r} is in both runs")
     metrics = [
         m for m in first.columns if m in second.columns and first[m].dtype.kind == "f" and second[m].dtype.kind == "f"
     ]
+    if not metrics:
+        raise SessionError(f"cannot pair {a.path} with {b.path}: the runs have no metric in common")
     return [vars(paired(str(m), first[m].to_numpy(), second[m].to_numpy())) for m in metrics]

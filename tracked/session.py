@@ -122,7 +122,11 @@ class Session:
             column[indices[keep]] = values[keep]
             columns[name] = column
         frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(count, name="index"))
-        details = [(i, d) for i, d in journal.details if i < count]
+        first: dict[int, dict[str, str]] = {}  # a hostile journal may repeat an example: its first details count
+        for i, d in journal.details:
+            if 0 <= i < count:
+                first.setdefault(i, d)
+        details = list(first.items())
         if details:
             extra = pd.DataFrame.from_records([d for _, d in details], index=[i for i, _ in details]).reindex(
                 range(count)
@@ -168,11 +172,17 @@ class Session:
 
 def read_limit() -> int:
     """Bytes read at most from one session file (``TRACKED_MAX_READ_MB``, default 256 MB)."""
+    raw = os.environ.get("TRACKED_MAX_READ_MB", "")
     try:
-        megabytes = float(os.environ.get("TRACKED_MAX_READ_MB", "") or DEFAULT_READ_MB)
+        megabytes = float(raw) if raw.strip() else DEFAULT_READ_MB
     except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes > 0):
+        from ._warn import warn
+
+        warn(f"TRACKED_MAX_READ_MB={raw!r}: expected a positive number of megabytes; using {DEFAULT_READ_MB:g}")
         megabytes = DEFAULT_READ_MB
-    return int(max(megabytes, 1.0) * 2**20) if math.isfinite(megabytes) else 2**62
+    return int(max(megabytes, 1.0) * 2**20)
 
 
 def _batches(stream: IO[bytes], filename: str, problems: list[str]) -> Iterator[dict[str, Any]]:
