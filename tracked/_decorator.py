@@ -94,15 +94,17 @@ def _begin(
         return None, given_args, given_kwargs
 
 
-def default_sinks() -> list[Sink]:
-    """Where a run goes: ClearML, its journal, the local fallback, the console summary, the terminal."""
+def default_sinks(terminal: bool = True) -> list[Sink]:
+    """Where a run goes: ClearML, its journal, the local fallback, the console summary, and (unless the run
+    is made at the end, from parts) the terminal's progress display."""
     from .sinks.clearml import ClearMLSink
     from .sinks.console import ConsoleSink
     from .sinks.journal import JournalSink
     from .sinks.local import LocalSink
     from .sinks.terminal import TerminalSink
 
-    return [ClearMLSink(), JournalSink(), LocalSink(), ConsoleSink(), TerminalSink()]
+    sinks: list[Sink] = [ClearMLSink(), JournalSink(), LocalSink(), ConsoleSink()]
+    return [*sinks, TerminalSink()] if terminal else sinks
 
 
 def _untracked(wrapped: Callable[..., Any], settings: Settings, yields: bool) -> Run:

@@ -55,10 +55,6 @@ class Details:
     def extend(self, rows: Sequence[Row]) -> None:
         self._entries.extend(rows)
 
-    def __len__(self) -> int:
-        """Entries (rows and blocks): the position ``entries_from`` continues at."""
-        return len(self._entries)
-
     def entries_from(
         self, position: int, limit: int, settle: Callable[[Block], Block] | None = None
     ) -> tuple[list[Row | Block], int]:

@@ -58,10 +58,11 @@ def ranks(settings: Settings) -> Ranks | None:
 
 def start_report(own: Ranks, settings: Settings, name: str, call: CallInfo) -> None:
     """On rank 0: the global run, its sinks started now (the ClearML task created while the ranks score)."""
+    from ._decorator import default_sinks
     from ._run import Run
 
     if own.rank == 0:
-        own.report = Run(settings, name, call, _sinks())
+        own.report = Run(settings, name, call, default_sinks(terminal=False))
 
 
 def conclude(run: Run, status: str, returned: Any, error: BaseException | None) -> EvalResult:
@@ -99,12 +100,3 @@ def conclude(run: Run, status: str, returned: Any, error: BaseException | None) 
     if combined.status != "completed" and status == "completed":
         raise DistributedEvalError(f"{run.name}: another rank did not complete: {combined.error}")
     return result
-
-
-def _sinks() -> list[Any]:
-    from .sinks.clearml import ClearMLSink
-    from .sinks.console import ConsoleSink
-    from .sinks.journal import JournalSink
-    from .sinks.local import LocalSink
-
-    return [ClearMLSink(), JournalSink(), LocalSink(), ConsoleSink()]

@@ -93,7 +93,6 @@ class Combined:
     status: str
     error: str | None
     skipped: dict[str | None, tuple[int, str]]
-    parts: int
     duplicates: int = 0
     #: Every part given the whole dataset: its length; each given a shard: their sum; else None.
     dataset_num_eval: int | None = None
@@ -164,7 +163,7 @@ def combine(parts: Sequence[Part], order: str = INTERLEAVED, id_field: str | Non
         count=total, series=merged, details=details, duration=max((p.duration for p in parts), default=0.0),
         status=failed[0].status if failed else "completed",
         error="; ".join(f"part {p.index}: {p.error or p.status}" for p in failed) or None,
-        skipped=skipped, parts=n, duplicates=duplicates, dataset_num_eval=_dataset_length(parts, duplicates),
+        skipped=skipped, duplicates=duplicates, dataset_num_eval=_dataset_length(parts, duplicates),
     )  # fmt: skip
 
 
@@ -207,10 +206,11 @@ def replay(combined: Combined, run: Run, returned: Any = None, extra: dict[str, 
     from ._live import Live
     from ._run import finish
     from ._storage import Series
+    from .sinks.journal import JournalSink
 
     run.call = dataclasses.replace(run.call, dataset_num_eval=combined.dataset_num_eval)
     run.expected = combined.count  # the chart is planned for every example, not the part the run began with
-    run.follower = Live(run, first=[s for s in run.sinks if type(s).__name__ == "JournalSink"])
+    run.follower = Live(run, first=[s for s in run.sinks if isinstance(s, JournalSink)])
     for metric, (indices, values) in combined.series.items():
         if len(values):
             series = run.series[metric] = Series(int(indices[0]))
@@ -273,7 +273,7 @@ def merge(
     settings, _ = resolve(check_options({"project": first.project, "task_name": first.name, **options}))
     settings = settings._replace(shard="")
     combined = combine([s.part for s in shards], CONSECUTIVE, id_field or settings.id_field or None)
-    sinks = default_sinks() if settings.enabled else []
+    sinks = default_sinks(terminal=False) if settings.enabled else []
     run = Run(settings, settings.task_name or first.name, CallInfo(yields=True), sinks)
     return replay(combined, run, extra={"num_shards": count})
 

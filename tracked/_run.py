@@ -12,6 +12,7 @@ tables and closing happen once, in ``Run.end``.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -193,6 +194,15 @@ class Run:
         self.skipped.update(earlier.skipped)
         self.count = earlier.count
         self._base_duration = earlier.duration
+
+    @functools.cached_property
+    def shard(self) -> tuple[int, int, str] | None:
+        """(index, count, evaluation) of a run made as one shard of an evaluation (``shard=``), else None."""
+        from ._options import shard_of
+        from ._resume import evaluation_of
+
+        shard = shard_of(self.settings)
+        return None if shard is None else (*shard, evaluation_of(self.settings, self.name, self.call))
 
     @property
     def duration(self) -> float:
@@ -439,14 +449,8 @@ class Run:
             return EvalResult({}, status, returned)
         metrics = final_metrics(self)
         self.result = EvalResult(metrics, status, returned, examples=lambda: examples_frame(self))
-        if self.settings.shard:
-            from ._options import shard_of
-            from ._resume import evaluation_of
-
-            shard = shard_of(self.settings)
-            if shard is not None:
-                evaluation = evaluation_of(self.settings, self.name, self.call)
-                self.result._shard = (*shard, evaluation, self.settings.task_name or self.name, self.settings.project)
+        if self.shard is not None:
+            self.result._shard = (*self.shard, self.settings.task_name or self.name, self.settings.project)
         try:
             self.result._stats, self.result._group_stats = statistics(self)
         except Exception as exc:  # noqa: BLE001 - error bars must not cost the result

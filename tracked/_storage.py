@@ -64,13 +64,17 @@ class Series:
             self.indices.append(index)
         pos = self.pos
         if pos == CHUNK:
-            chunk = mmap.mmap(-1, CHUNK * 8)
-            self.chunks.append(chunk)
-            self.view = memoryview(chunk).cast("d")
-            pos = 0
+            pos = self._open_chunk()
         self.view[pos] = value  # type: ignore[index]
         self.pos = pos + 1
         self.size += 1
+
+    def _open_chunk(self) -> int:
+        """A new chunk for the next values (the last one is full); its first position."""
+        chunk = mmap.mmap(-1, CHUNK * 8)
+        self.chunks.append(chunk)
+        self.view = memoryview(chunk).cast("d")
+        return 0
 
     def defer(self, index: int, tensor: Any) -> None:
         self.pending.append((index, tensor))
@@ -111,10 +115,7 @@ class Series:
         while done < n:
             pos = self.pos
             if pos == CHUNK:
-                chunk = mmap.mmap(-1, CHUNK * 8)
-                self.chunks.append(chunk)
-                self.view = memoryview(chunk).cast("d")
-                pos = 0
+                pos = self._open_chunk()
             take = min(CHUNK - pos, n - done)
             self.view[pos : pos + take] = values[done : done + take]  # type: ignore[index, call-overload]
             self.pos = pos + take

@@ -250,10 +250,7 @@ def _detail_line() -> Callable[[Row | Block], str]:
 
 def _shard_state(run: Run) -> dict[str, Any]:
     """A shard's place in its evaluation, for ``tracked merge``."""
-    from .._options import shard_of
-    from .._resume import evaluation_of
-
-    shard = shard_of(run.settings)
-    if shard is None:
+    if run.shard is None:
         return {}
-    return {"shard": list(shard), "evaluation": evaluation_of(run.settings, run.name, run.call)}
+    index, count, evaluation = run.shard
+    return {"shard": [index, count], "evaluation": evaluation}
