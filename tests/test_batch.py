@@ -196,3 +196,20 @@ def test_a_list_column_is_taken_value_by_value_like_single_yields(values: list[A
     assert dict(a) == pytest.approx({**dict(b), "duration_seconds": a["duration_seconds"]}, nan_ok=True)
     pd.testing.assert_frame_equal(a.examples, b.examples)
     assert len(singly) == len(batched)
+
+
+def test_every_batched_text_reaches_the_journal_while_the_live_thread_looks_all_the_time() -> None:
+    # The live thread once took a batch cut short (it looked while the next batch was being taken) and
+    # never came back for the rest: examples lost their texts in the session, though not in memory.
+    n, size = 100_000, 4
+
+    @tracked_eval(verbose=False, flush_interval=0.001)
+    def evaluate() -> Iterator[Any]:
+        for start in range(0, n, size):
+            yield batch(score=[1.0] * size, answer=[f"t{i}" for i in range(start, start + size)])
+
+    result = evaluate()
+    assert result.session_dir is not None
+    written = read_session(result.session_dir).examples()
+    assert len(written) == n
+    assert written["answer"].tolist() == [f"t{i}" for i in range(n)]

@@ -58,23 +58,21 @@ class Details:
     def entries_from(
         self, position: int, limit: int, settle: Callable[[Block], Block] | None = None
     ) -> tuple[list[Row | Block], int]:
-        """The entries from ``position`` with examples before ``limit`` (a block cut there), and the next
-        position. Blocks stay blocks: whoever writes them writes a batch at a time.
+        """The entries from ``position`` with examples before ``limit``, and the next position. Blocks stay
+        blocks: whoever writes them writes a batch at a time. A batch's examples become whole together
+        (``Run.count`` grows by the batch at once), so a block reaching past ``limit`` waits, whole.
 
-        ``settle`` (the live thread's) replaces each whole block taken, for good: a batch's texts are
-        checked there, not in the evaluation's hot path.
+        ``settle`` (the live thread's) replaces each block taken, for good: a batch's texts are checked
+        there, not in the evaluation's hot path.
         """
         entries, out = self._entries, list[Row | Block]()
         while position < len(entries):
             entry = entries[position]
             if isinstance(entry, Block):
-                if entry.start >= limit:
-                    break
-                if settle is not None and not entry.settled and entry.start + entry.n <= limit:
-                    entries[position] = entry = settle(entry)  # one reference store: atomic for readers
                 if entry.start + entry.n > limit:
-                    keep = limit - entry.start
-                    entry = Block(entry.start, keep, {k: v[:keep] for k, v in entry.columns.items()})
+                    break
+                if settle is not None and not entry.settled:
+                    entries[position] = entry = settle(entry)  # one reference store: atomic for readers
                 out.append(entry)
             elif entry[0] >= limit:
                 break
@@ -86,9 +84,13 @@ class Details:
     def first(self, n: int) -> dict[int, dict[str, str]]:
         """The details of examples ``0 .. n-1`` that have some."""
         rows: dict[int, dict[str, str]] = {}
-        for entry in self.entries_from(0, n)[0]:
+        for entry in self._entries:  # in example order
             if isinstance(entry, Block):
+                if entry.start >= n:
+                    break
                 rows.update(entry.rows(n))
+            elif entry[0] >= n:
+                break
             else:
                 rows[entry[0]] = entry[1]
         return rows

@@ -220,19 +220,20 @@ class Run:
                 time.sleep(0.05)
             return
         index = self.count
-        self.count = index + 1
         if type(item) is float:
+            self.count = index + 1
             series = self.series.get(self.settings.default_metric)
             if series is not None:  # the common case, inlined
                 series.append(index, item)
             else:
                 self._add_value(index, None, self.settings.default_metric, item)
-        elif isinstance(item, Mapping):
-            self._add_mapping(index, item)
-        elif type(item) is batch:
-            self.count = index  # a batch counts its own examples, once they are all in place
+        elif type(item) is batch:  # counts its own examples, once they are all in place
             self._add_batch(index, item)
+        elif isinstance(item, Mapping):
+            self.count = index + 1
+            self._add_mapping(index, item)
         else:
+            self.count = index + 1
             self._add_value(index, None, self.settings.default_metric, item)
 
     def _series(self, name: str, index: int) -> Series | None:
@@ -487,11 +488,13 @@ class Run:
         import sys
 
         frame = sys._current_frames().get(self._owner.ident or -1) if self._owner.is_alive() else None
+        adding = False
         while frame is not None:
-            if frame.f_code in _ADDING:
-                return True
+            if frame.f_code is _BATCHING:  # a batch is not counted until it is whole: the count is exact
+                return False
+            adding = adding or frame.f_code in _ADDING
             frame = frame.f_back
-        return False
+        return adding
 
 
 #: The code of recording an example: a thread inside it is halfway through one.
@@ -508,3 +511,5 @@ _ADDING = frozenset(
         Series.defer,
     )
 )
+#: The code of recording a batch: the count is exact meanwhile (it grows once the batch is whole).
+_BATCHING = Run._add_batch.__code__
