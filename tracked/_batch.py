@@ -12,6 +12,7 @@ and the session are exactly those of the same examples yielded one by one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -64,27 +65,29 @@ class Columns:
 
 def columns_of(item: batch) -> Columns:
     """Convert every field once; raises BadBatch for lengths that differ or arrays that are not 1-D."""
-    import numpy as np
-
+    np = _numpy()
     out = Columns()
     lengths: dict[str, int] = {}
     scalars: dict[str, Any] = {}
     for key, value in item.fields.items():
         name = key if type(key) is str else str(key)
-        column, source = _column(name, value)
-        if column is None:
-            scalars[name] = value
-            continue
-        lengths[name] = len(column)
-        if isinstance(column, np.ndarray):
-            out.numbers[name], out.kinds[name] = column, source
+        if type(value) is np.ndarray and value.ndim == 1 and value.dtype.kind in "biuf":  # the usual column
+            column, kind = np.ascontiguousarray(value, dtype=np.float64), value.dtype.kind
         else:
-            _list_column(out, name, column)
+            column, kind = _column(np, name, value)
+            if column is None:
+                scalars[name] = value
+                continue
+        lengths[name] = len(column)
+        if kind:
+            out.numbers[name], out.kinds[name] = column, kind
+        else:
+            _list_column(np, out, name, column)
     if not lengths:
         raise BadBatch("it has no per-example column (an array, tensor, list or Series)")
-    if len(set(lengths.values())) > 1:
-        raise BadBatch("its columns differ in length: " + ", ".join(f"{k}={v}" for k, v in lengths.items()))
     out.n = n = next(iter(lengths.values()))
+    if any(length != n for length in lengths.values()):
+        raise BadBatch("its columns differ in length: " + ", ".join(f"{k}={v}" for k, v in lengths.items()))
     for name, value in scalars.items():  # a scalar applies to every example
         try:
             number = as_number(value)
@@ -97,11 +100,18 @@ def columns_of(item: batch) -> Columns:
     return out
 
 
-def _column(name: str, value: Any) -> tuple[Sequence[Any] | npt.NDArray[Any] | None, str]:
-    """A per-example column (a float64 array for numbers, else a sequence) and the numpy kind of its
-    source, or None for a scalar."""
-    import numpy as np
+@functools.cache
+def _numpy() -> Any:
+    """numpy, imported at the first batch (not at ``import tracked``) and kept: an ``import`` statement per
+    batch goes through any import hook the process has (ClearML's costs about 1.5 µs a statement)."""
+    import numpy
 
+    return numpy
+
+
+def _column(np: Any, name: str, value: Any) -> tuple[Sequence[Any] | npt.NDArray[Any] | None, str]:
+    """A per-example column and the numpy kind of its source ("b", "i", "u", "f": a float64 array of
+    numbers; "": a sequence, sorted out value by value), or None for a scalar."""
     kind = type(value).__module__.split(".", 1)[0]
     if kind == "torch":
         if value.ndim == 0:
@@ -127,12 +137,10 @@ def _column(name: str, value: Any) -> tuple[Sequence[Any] | npt.NDArray[Any] | N
     return None, ""
 
 
-def _list_column(out: Columns, name: str, values: Sequence[Any]) -> None:
+def _list_column(np: Any, out: Columns, name: str, values: Sequence[Any]) -> None:
     """A list, value by value as single yields take them: numbers are the metric, None is "no such
     metric", a value that cannot be a number is skipped (counted, one warning), and text (or anything
     else) is the example's detail. A list whose first value is text is taken as a text column whole."""
-    import numpy as np
-
     if values and type(values[0]) is str:
         # Text: a copy (the caller's list may change; its strings cannot), nothing per value here.
         # Other values mixed in, and texts too long to keep, are dealt with by ``Run.settle``.

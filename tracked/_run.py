@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import _batch
 from ._batch import batch
 from ._details import Block, Details
 from ._options import Settings
@@ -301,11 +302,9 @@ class Run:
     def _add_batch(self, first: int, item: batch) -> None:
         """Many examples at once: each column is stored in one step; the count grows last, so the live
         thread never takes part of a batch."""
-        from ._batch import BadBatch, as_texts, columns_of
-
         try:
-            columns = columns_of(item)
-        except BadBatch as exc:
+            columns = _batch.columns_of(item)
+        except _batch.BadBatch as exc:
             count, message = self.skipped.get("(batch)", (0, ""))
             if not count:
                 message = f"{self.name}: the batch yielded at example {first} is skipped: {exc}"
@@ -318,7 +317,7 @@ class Run:
             present = columns.present.get(name)
             series = self._series(name, first)
             if series is None:  # a label, an id, or no room for another metric: details
-                texts[name] = as_texts(values, columns.kinds.get(name, "f"), present)
+                texts[name] = _batch.as_texts(values, columns.kinds.get(name, "f"), present)
                 continue
             if name in columns.first_ints and name not in self._batched:
                 self._label_averaged(first, name, columns.first_ints[name])
@@ -326,9 +325,7 @@ class Run:
             if present is None:
                 series.put(range(first, first + n), values)
             else:
-                import numpy as np
-
-                series.put(np.flatnonzero(present) + first, np.ascontiguousarray(values[present]))
+                series.put(present.nonzero()[0] + first, values[present])
         for name, column in columns.texts.items():  # checked off the hot path: see ``settle``
             texts[name if name not in texts else f"{name} (detail)"] = column
         for name, position, why in columns.skipped:
