@@ -10,6 +10,7 @@ GIL, and a chunk, once made, never moves).
 from __future__ import annotations
 
 import mmap
+import sys
 from array import array
 from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,16 @@ if TYPE_CHECKING:
 #: and a chunk released when the run ends goes straight back to the system
 #: (freed heap blocks do not), so a run's memory stays at its data.
 CHUNK = 1 << 16
-_POPULATED = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+
+
+def _map_chunk(populated: bool) -> mmap.mmap:
+    """A chunk's memory: private (a forked child never writes into its parent's scores); ``populated``,
+    mapped in one step (Linux) rather than faulted in a page at a time as it fills, a third of the cost
+    of storing a batch here. Only a series past its first chunk asks for that: it is a long one."""
+    if sys.platform == "win32":
+        return mmap.mmap(-1, CHUNK * 8)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (getattr(mmap, "MAP_POPULATE", 0) if populated else 0)
+    return mmap.mmap(-1, CHUNK * 8, flags=flags)
 
 
 class Series:
@@ -72,9 +82,7 @@ class Series:
 
     def _open_chunk(self) -> int:
         """A new chunk for the next values (the last one is full); its first position."""
-        # A series past its first chunk is a long one: its next chunks are mapped in one step
-        # (MAP_POPULATE) rather than a page fault per 512 values as they fill: a third of the cost.
-        chunk = mmap.mmap(-1, CHUNK * 8, flags=_POPULATED) if self.chunks else mmap.mmap(-1, CHUNK * 8)
+        chunk = _map_chunk(populated=bool(self.chunks))
         self.chunks.append(chunk)
         self.view = memoryview(chunk).cast("d")
         return 0
