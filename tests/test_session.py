@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tracked import SessionError, read_session, tracked_eval
@@ -75,3 +76,29 @@ def test_the_examples_of_a_completed_run_read_back_without_unpickling(clearml_ca
         assert list(examples.columns) == ["correct", "loss", "prediction"]
         assert examples["correct"].tolist() == result.examples["correct"].tolist()
         assert examples["prediction"].tolist() == [f"p{i}" for i in range(25)]
+
+
+def test_details_of_single_examples_read_back_as_they_were_yielded(clearml_cache: Path) -> None:
+    """The journal writes a run of consecutive examples' details as one line: gaps, fields some examples
+    lack, a lone example and runs longer than a line all read back as yielded."""
+
+    def item(i: int) -> dict[str, object]:
+        fields: dict[str, object] = {"acc": float(i % 2)}
+        if i % 7 != 3 and not 1500 <= i < 1510 and i != 1512:  # gaps, and example 1511 alone between two
+            fields["prediction"] = f"p{i}"
+        if i % 5 == 0:
+            fields["note"] = f"n{i}"
+        return fields
+
+    @tracked_eval(verbose=False, flush_interval=0.01)
+    def evaluate(n: int) -> Iterator[dict[str, object]]:
+        for i in range(n):
+            yield item(i)
+
+    result = evaluate(3000)
+    assert result.session_dir is not None
+    examples = read_session(result.session_dir).examples()
+    for name in ("prediction", "note"):
+        written = [None if pd.isna(text) else text for text in examples[name]]
+        assert written == [item(i).get(name) for i in range(3000)]
+        assert written == [None if pd.isna(text) else text for text in result.examples[name]]

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -151,7 +151,7 @@ class JournalSink:
             series_state[name] = entry
         self._details_backlog.extend(update.details)
         if self._details_backlog:
-            lines = "".join(map(_detail_line(), self._details_backlog))
+            lines = _detail_lines(self._details_backlog)
             offset = int(state["details"]["bytes"])
             journal.write_at(folder / journal.DETAILS, offset, lines.encode("ascii"))
             state["details"]["bytes"] = offset + len(lines)
@@ -225,12 +225,17 @@ class JournalSink:
         )
 
 
-def _detail_line() -> Callable[[Row | Block], str]:
-    """One journal line per example (``[index, {field: text}]``) or per batch (``{"start", "n", "columns"}``),
-    secrets scrubbed; a batch is encoded, and scrubbed, a column at a time."""
-    import json
+#: Examples per details line at most: a batch of a million is many lines, none near a reader's line cap.
+LINE_EXAMPLES = 1024
 
+
+def _detail_lines(entries: Sequence[Row | Block]) -> str:
+    """The journal lines of new details, secrets scrubbed: a batch line (``{"start", "n", "columns"}``) per
+    batch, and per run of consecutive single examples, a batch line too (``[index, {field: text}]`` for one
+    alone): one ``json.dumps`` for many examples, where a line each cost more than recording them
+    (5 µs an example here, so a fast run's last interval made its end seconds long)."""
     clean = scrubber()
+    out: list[str] = []
 
     def column(texts: Sequence[str | None]) -> list[str | None]:
         joined = "\x00".join(t or "" for t in texts)
@@ -238,14 +243,38 @@ def _detail_line() -> Callable[[Row | Block], str]:
             return list(texts)
         return [None if t is None else clean(t) for t in texts]
 
-    def line(entry: Row | Block) -> str:
-        if isinstance(entry, Block):
-            columns = {name: column(texts) for name, texts in entry.columns.items()}
-            return json.dumps({"start": entry.start, "n": entry.n, "columns": columns}, ensure_ascii=True) + "\n"
-        index, fields = entry
-        return json.dumps([index, {k: clean(v) for k, v in fields.items()}], ensure_ascii=True) + "\n"
+    def block(start: int, n: int, columns: Mapping[str, Sequence[str | None]]) -> None:
+        for lo in range(0, n, LINE_EXAMPLES):
+            hi = min(n, lo + LINE_EXAMPLES)
+            part = {name: column(texts[lo:hi]) for name, texts in columns.items()}
+            out.append(json.dumps({"start": start + lo, "n": hi - lo, "columns": part}, ensure_ascii=True) + "\n")
 
-    return line
+    def single_rows(rows: list[Row]) -> None:
+        if len(rows) == 1:
+            index, fields = rows[0]
+            out.append(json.dumps([index, {k: clean(v) for k, v in fields.items()}], ensure_ascii=True) + "\n")
+            return
+        columns: dict[str, list[str | None]] = {}
+        for j, (_, fields) in enumerate(rows):
+            for name, text in fields.items():
+                texts = columns.get(name)
+                if texts is None:
+                    texts = columns[name] = [None] * len(rows)
+                texts[j] = text
+        block(rows[0][0], len(rows), columns)
+
+    rows: list[Row] = []
+    for entry in entries:
+        if rows and (isinstance(entry, Block) or entry[0] != rows[-1][0] + 1 or len(rows) == LINE_EXAMPLES):
+            single_rows(rows)
+            rows = []
+        if isinstance(entry, Block):
+            block(entry.start, entry.n, entry.columns)
+        else:
+            rows.append(entry)
+    if rows:
+        single_rows(rows)
+    return "".join(out)
 
 
 def _shard_state(run: Run) -> dict[str, Any]:
