@@ -335,3 +335,62 @@ def test_other_arguments_or_dataset_length_are_another_evaluation() -> None:
     assert other_args["num_examples"] == same["num_examples"] == 20
     assert other_length["num_examples"] == 19
     assert same["acc"] == pytest.approx(sum(value_of(x) for x in range(20)) / 20, rel=1e-12)
+
+
+def test_batched_runs_resume_when_the_dataset_items_are_examples() -> None:
+    """The evaluation makes the batches from a dataset of examples: the resumed run scores only the rest."""
+    import numpy as np
+
+    from tracked import batch
+
+    calls: list[int] = []
+    fail_at: list[int | None] = [120]
+
+    @tracked_eval(resume=True, verbose=False, flush_interval=0.05, task_name="batched")
+    def evaluate(dataset: list[int]) -> Iterator[Any]:
+        for start in range(0, len(dataset), 40):
+            part = dataset[start : start + 40]
+            if fail_at[0] in part:
+                raise RuntimeError("model crashed")
+            calls.extend(part)
+            yield batch(acc=np.array([value_of(x) for x in part]), prediction=[f"p{x}" for x in part])
+
+    with pytest.raises(RuntimeError):
+        evaluate(list(range(N)))
+    assert calls == list(range(120))
+    fail_at[0] = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(list(range(N)))
+    assert tracked_warnings(caught) == []
+    assert calls == list(range(120)) + list(range(120, N))
+    assert result["num_examples"] == N
+    assert result["acc"] == pytest.approx(EXACT_MEAN, rel=1e-12)
+    assert result.examples["prediction"].tolist() == [f"p{x}" for x in range(N)]
+
+
+def test_a_dataset_of_batches_is_not_resumed_as_if_its_items_were_examples() -> None:
+    """Leaving out as many items as examples were done would skip batches never scored: a fresh run instead."""
+    import numpy as np
+
+    from tracked import batch
+
+    fail = [True]
+
+    @tracked_eval(resume=True, verbose=False, task_name="batches as items")
+    def evaluate(dataset: list[Any]) -> Iterator[Any]:
+        for k, scores in enumerate(dataset):
+            if k == 5 and fail[0]:
+                raise RuntimeError("model crashed")
+            yield batch(score=scores)
+
+    data = [np.full(100, float(k)) for k in range(10)]
+    with pytest.raises(RuntimeError):
+        evaluate(data)
+    fail[0] = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(data)
+    assert any("its items are not single examples" in message for message in tracked_warnings(caught))
+    assert result["num_examples"] == 1000
+    assert result["score"] == pytest.approx(4.5)

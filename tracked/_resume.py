@@ -18,6 +18,7 @@ one warning, and a fresh run: never double counting.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -194,7 +195,14 @@ def _without_done(
         return f"its arguments do not bind ({exc})"
     if dataset_arg not in bound.arguments:
         return f"it has no argument {dataset_arg!r} (option dataset_arg) to leave the done examples out of"
-    rest = skip(bound.arguments[dataset_arg], done)
+    dataset = bound.arguments[dataset_arg]
+    with contextlib.suppress(Exception):  # no length (an iterator): nothing to check
+        if done > len(dataset):  # its items made several examples each (batches): which are done is unknown
+            return (
+                f"it recorded {done:,} examples from a dataset of {len(dataset):,} items, so its items are not "
+                "single examples (batches?) and the done ones cannot be told"
+            )
+    rest = skip(dataset, done)
     if isinstance(rest, str):
         return rest
     bound.arguments[dataset_arg] = rest
