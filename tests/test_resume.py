@@ -394,3 +394,31 @@ def test_a_dataset_of_batches_is_not_resumed_as_if_its_items_were_examples() -> 
     assert any("its items are not single examples" in message for message in tracked_warnings(caught))
     assert result["num_examples"] == 1000
     assert result["score"] == pytest.approx(4.5)
+
+
+def test_a_dataset_of_batches_resumed_too_early_to_tell_says_so_at_the_end() -> None:
+    """Fewer examples done than the dataset has items: the batches left out are only known at the end. Said."""
+    import numpy as np
+
+    from tracked import batch
+
+    fail = [True]
+
+    @tracked_eval(resume=True, verbose=False, task_name="batches as items, early")
+    def evaluate(dataset: list[Any]) -> Iterator[Any]:
+        for k, scores in enumerate(dataset):
+            if k == 3 and fail[0]:
+                raise RuntimeError("model crashed")
+            yield batch(score=scores)
+
+    data = [np.full(10, float(k)) for k in range(100)]
+    with pytest.raises(RuntimeError):
+        evaluate(data)
+    fail[0] = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate(data)
+    said = tracked_warnings(caught)
+    assert len(said) == 1
+    assert "recorded 730 examples from a dataset of 100 items" in said[0]
+    assert "run it again without resume" in said[0]

@@ -439,6 +439,13 @@ class Run:
                         series.flush()
             follower.flush(final=True)  # the last examples and chart points, before the final report
         count = self.count
+        if self.earlier is not None and self.expected is not None and count > self.expected:
+            warn(  # one example per dataset item was the contract of leaving the done ones out
+                f"{self.name}: resumed after example {self.earlier.count:,}, it recorded {count:,} examples from a "
+                f"dataset of {self.expected:,} items: its items are not single examples (batches?), and the "
+                f"{self.earlier.count:,} items left out of it were never scored; run it again without resume",
+                stacklevel=4,
+            )
         if follower is None:  # no live thread took the batches' texts: settle them now
             self.details.entries_from(0, count, self.settle)
         for series in self.series.values():
