@@ -213,3 +213,116 @@ def test_every_batched_text_reaches_the_journal_while_the_live_thread_looks_all_
     written = read_session(result.session_dir).examples()
     assert len(written) == n
     assert written["answer"].tolist() == [f"t{i}" for i in range(n)]
+
+
+def _both(singles: list[Any], batches: list[Any], **options: Any) -> tuple[Any, Any]:
+    @tracked_eval(verbose=False, task_name="one by one", **options)
+    def one() -> Iterator[Any]:
+        yield from singles
+
+    @tracked_eval(verbose=False, task_name="batched", **options)
+    def many() -> Iterator[Any]:
+        yield from batches
+
+    return one(), many()
+
+
+def _cases() -> dict[str, tuple[list[Any], list[Any], dict[str, Any]]]:
+    import torch
+
+    big = [2**53 + 1, 2**60 + 7]
+    labels = np.array([3, 7])
+    state = {"step": 0}
+    texts: list[Any] = ["x", state]
+    return {
+        # ids past 2**53 stay exact (not rounded through float64), as do uint64 and scalar ids
+        "big ids": ([{"s": 1.0, "id": i} for i in big], [batch(s=[1.0, 1.0], id=big)], {}),
+        "uint64": (
+            [{"s": 1.0, "id": 2**64 - 1}],
+            [batch(s=np.ones(1), id=np.array([2**64 - 1], dtype=np.uint64))],
+            {},
+        ),
+        "scalar id and label": (
+            [{"s": 1.0, "id": 2**53 + 1, "label": True}] * 2,
+            [batch(s=[1.0, 1.0], id=2**53 + 1, label=True)],
+            {},
+        ),
+        "numpy and torch elements": (
+            [{"s": 1.0, "label": labels[i], "y_pred": torch.tensor([3, 7])[i]} for i in range(2)],
+            [batch(s=[1.0, 1.0], label=labels, y_pred=torch.tensor([3, 7]))],
+            {},
+        ),
+        "mixed label list": (
+            [{"s": 1.0, "label": 1}, {"s": 1.0, "label": "x"}],
+            [batch(s=[1.0, 1.0], label=[1, "x"])],
+            {},
+        ),
+        "masked": (
+            [{"c": 1.0}, {"c": None}, {"c": 0.0}],
+            [batch(c=np.ma.masked_array([1.0, 5.0, 0.0], mask=[False, True, False]))],
+            {},
+        ),
+        "range": ([{"s": 1.0, "idx": i} for i in range(3)], [batch(s=np.ones(3), idx=range(3))], {}),
+        "bad scalar": ([{"s": 1.0, "k": 10**400}, {"s": 0.0, "k": 10**400}], [batch(s=[1.0, 0.0], k=10**400)], {}),
+        "field order": (
+            [{"s": 1.0, "prediction": "p", "label": 2}],
+            [batch(s=np.ones(1), prediction=["p"], label=np.array([2]))],
+            {},
+        ),
+        "past max_metrics": (
+            [{"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}],
+            [batch(a=[1.0], b=[2.0], c=[3.0], d=[4.0])],
+            {"max_metrics": 2},
+        ),
+        # a value in a text column is written as the batch is taken, not later (it may change after the yield)
+        "text column with an object": (
+            [{"s": 1.0, "p": "x"}, {"s": 1.0, "p": dict(state)}],
+            [batch(s=[1.0, 1.0], p=texts)],
+            {},
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_cases()))
+@pytest.mark.filterwarnings("ignore")
+def test_hostile_columns_give_what_single_yields_give(case: str) -> None:
+    singles, batches, options = _cases()[case]
+    one, many = _both(singles, batches, **options)
+    if case == "text column with an object":
+        batches[0].fields["p"][1]["step"] = 99  # changed after the yield: the run keeps what was yielded
+    assert {k: v for k, v in many.metrics.items() if k != "duration_seconds"} == {
+        k: v for k, v in one.metrics.items() if k != "duration_seconds"
+    }
+    pd.testing.assert_frame_equal(many.examples, one.examples)
+
+
+def test_columns_tracked_cannot_read_are_a_skipped_batch_and_bfloat16_is_read() -> None:
+    import torch
+
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[Any]:
+        yield batch(loss=torch.ones(4))
+        yield batch(loss=torch.full((4,), 0.5, dtype=torch.bfloat16))  # the per-example loss of a bf16 model
+        yield batch(loss=torch.ones(4).to_sparse())
+        yield batch(loss=(x for x in [1.0, 2.0]))  # a generator: no length, read once
+        yield batch(extra=np.array([]))  # empty (a mask that kept nothing): nothing, no metric named by it
+
+    with pytest.warns(UserWarning, match=r"batch yielded at example 8 is skipped: field 'loss': a torch.sparse_coo"):
+        result = evaluate()
+    assert result["num_examples"] == 8
+    assert result["loss"] == 0.75
+    assert "extra" not in result.metrics
+    assert result["skipped_values"] == 2
+
+
+def test_an_object_whose_repr_raises_raises_at_its_yield_as_a_single_one_does() -> None:
+    class Hostile:
+        def __repr__(self) -> str:
+            raise RuntimeError("repr failed")
+
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[Any]:
+        yield batch(s=[1.0, 1.0], p=["x", Hostile()])
+
+    with pytest.raises(RuntimeError, match="repr failed"):
+        evaluate()

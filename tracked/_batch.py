@@ -13,8 +13,8 @@ and the session are exactly those of the same examples yielded one by one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from ._values import InvalidValue, as_detail, as_number
 
@@ -47,13 +47,15 @@ class BadBatch(ValueError):
 class Columns:
     """A batch, converted: ``n`` examples, float64 metric candidates and text columns (None: absent)."""
 
-    __slots__ = ("first_ints", "kinds", "n", "numbers", "present", "skipped", "texts")
+    __slots__ = ("first_ints", "n", "numbers", "originals", "present", "skipped", "texts")
 
     def __init__(self) -> None:
         self.n = 0
-        #: numpy kind of each number column's source ("b", "i", "u", "f"): how it reads as a detail.
-        self.kinds: dict[str, str] = {}
         self.numbers: dict[str, npt.NDArray[np.float64]] = {}
+        #: A number column's values as given, where its float64 copy would not read as they do (integers,
+        #: booleans, a list, a scalar): a column kept as a detail (a label, an id) is written from these.
+        #: Held for the step that takes the batch only.
+        self.originals: dict[str, Any] = {}
         #: For number columns with absent values (None in a list): which examples have one.
         self.present: dict[str, npt.NDArray[np.bool_]] = {}
         self.texts: dict[str, list[str | None]] = {}
@@ -64,23 +66,25 @@ class Columns:
 
 
 def columns_of(item: batch) -> Columns:
-    """Convert every field once; raises BadBatch for lengths that differ or arrays that are not 1-D."""
+    """Convert every field once; raises BadBatch for lengths that differ, arrays that are not 1-D, or
+    columns that cannot be read (an iterator, a set, a tensor numpy cannot hold)."""
     np = _numpy()
     out = Columns()
     lengths: dict[str, int] = {}
     scalars: dict[str, Any] = {}
     for key, value in item.fields.items():
         name = key if type(key) is str else str(key)
-        if type(value) is np.ndarray and value.ndim == 1 and value.dtype.kind in "biuf":  # the usual column
-            column, kind = np.ascontiguousarray(value, dtype=np.float64), value.dtype.kind
-        else:
-            column, kind = _column(np, name, value)
+        column = value
+        if type(value) is not np.ndarray or value.ndim != 1 or value.dtype.kind not in "biuf":  # not the usual
+            column = _column(np, name, value)
             if column is None:
                 scalars[name] = value
                 continue
         lengths[name] = len(column)
-        if kind:
-            out.numbers[name], out.kinds[name] = column, kind
+        if isinstance(column, np.ndarray):  # numbers, 1-D
+            out.numbers[name] = np.ascontiguousarray(column, dtype=np.float64)
+            if column.dtype.kind != "f":
+                out.originals[name] = column
         else:
             _list_column(np, out, name, column)
     if not lengths:
@@ -91,10 +95,11 @@ def columns_of(item: batch) -> Columns:
     for name, value in scalars.items():  # a scalar applies to every example
         try:
             number = as_number(value)
-        except InvalidValue as exc:
-            raise BadBatch(f"field {name!r}: {exc}") from None
+        except InvalidValue as exc:  # skipped in every example, as single yields would: the rest is kept
+            out.skipped.extend((name, j, str(exc)) for j in range(n))
+            continue
         if number is not None:
-            out.numbers[name] = np.full(n, number)
+            out.numbers[name], out.originals[name] = np.full(n, number), value
         elif value is not None:
             out.texts[name] = [as_detail(value)] * n
     return out
@@ -109,32 +114,46 @@ def _numpy() -> Any:
     return numpy
 
 
-def _column(np: Any, name: str, value: Any) -> tuple[Sequence[Any] | npt.NDArray[Any] | None, str]:
-    """A per-example column and the numpy kind of its source ("b", "i", "u", "f": a float64 array of
-    numbers; "": a sequence, sorted out value by value), or None for a scalar."""
-    kind = type(value).__module__.split(".", 1)[0]
+def _column(np: Any, name: str, value: Any) -> Sequence[Any] | npt.NDArray[Any] | None:
+    """A per-example column: a 1-D numpy array of numbers (bool, int, float), or a sequence sorted out
+    value by value; None for a scalar."""
+    module = type(value).__module__
+    kind = module.split(".", 1)[0]
     if kind == "torch":
         if value.ndim == 0:
-            return None, ""
+            return None
         value = value.detach()
         if value.device.type != "cpu":
             value = value.to("cpu")  # one transfer per column and batch
         if value.dtype.is_complex:
             raise BadBatch(f"field {name!r}: complex values are not metrics")
-        value = value.numpy()
+        if str(value.dtype) == "torch.bfloat16":  # numpy has no bfloat16: float32 holds each value exactly
+            value = value.float()
+        try:
+            value = value.numpy()
+        except Exception as exc:  # noqa: BLE001 - sparse, meta, nested: no per-example values to read
+            raise BadBatch(f"field {name!r}: a {value.layout} {value.dtype} tensor cannot be read ({exc})") from None
     elif kind == "pandas" and hasattr(value, "to_numpy"):
         value = value.to_numpy()
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
-            return None, ""
+            return None
         if value.ndim != 1:
             raise BadBatch(f"field {name!r} has shape {value.shape}; a batch's columns are 1-D")
+        if type(value).__module__.startswith("numpy.ma"):  # masked: a masked value is "no such metric" (None)
+            return list(value.tolist())
         if value.dtype.kind in "biuf":
-            return np.ascontiguousarray(value, dtype=np.float64), value.dtype.kind
-        return value.tolist(), ""  # text, objects: details (or numbers, sorted out as a list)
+            return cast("npt.NDArray[Any]", value)
+        return list(value.tolist())  # text, objects: details (or numbers, sorted out value by value)
     if isinstance(value, (list, tuple)):
-        return value, ""
-    return None, ""
+        return value
+    if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        return None  # a scalar (a mapping too: one detail for every example, as a single yield shows it)
+    if isinstance(value, Sequence) or module == "array":  # range, array.array, deque...: a column
+        return list(value)
+    raise BadBatch(
+        f"field {name!r} is a {type(value).__name__}: a column is a list, tuple, 1-D array, tensor or Series"
+    )
 
 
 def _list_column(np: Any, out: Columns, name: str, values: Sequence[Any]) -> None:
@@ -142,9 +161,12 @@ def _list_column(np: Any, out: Columns, name: str, values: Sequence[Any]) -> Non
     metric", a value that cannot be a number is skipped (counted, one warning), and text (or anything
     else) is the example's detail. A list whose first value is text is taken as a text column whole."""
     if values and type(values[0]) is str:
-        # Text: a copy (the caller's list may change; its strings cannot), nothing per value here.
-        # Other values mixed in, and texts too long to keep, are dealt with by ``Run.settle``.
-        out.texts[name] = list(values)
+        # Text: a copy (the caller's list may change; its strings cannot). Other values are written as
+        # text now, as single yields write them; texts too long to keep are dealt with by ``Run.settle``.
+        if set(map(type, values)) <= _TEXT:
+            out.texts[name] = list(values)
+        else:
+            out.texts[name] = [v if v is None or type(v) is str else as_detail(v) for v in values]
         return
     numbers = np.full(len(values), np.nan)
     present = np.zeros(len(values), dtype=bool)
@@ -165,8 +187,7 @@ def _list_column(np: Any, out: Columns, name: str, values: Sequence[Any]) -> Non
         if first_int is None:
             first_int = value if type(value) is int else 0
     if present.any():
-        out.numbers[name] = numbers
-        out.kinds[name] = "i" if all(type(v) is int for v in values if v is not None) else "f"
+        out.numbers[name], out.originals[name] = numbers, values
         if not present.all():
             out.present[name] = present
         if first_int is not None and not 0 <= first_int <= 1:
@@ -175,14 +196,20 @@ def _list_column(np: Any, out: Columns, name: str, values: Sequence[Any]) -> Non
         out.texts[name] = texts
 
 
-def as_texts(values: npt.NDArray[np.float64], kind: str, present: npt.NDArray[np.bool_] | None) -> list[str | None]:
-    """A numeric column kept as a detail (a label, an id): each value's text, as a single yield shows it."""
-    if kind in "iu" and kind:
-        texts: list[str | None] = [str(int(v)) for v in values.tolist()]
-    elif kind == "b":
-        texts = [str(bool(v)) for v in values.tolist()]
+def as_texts(original: Any, n: int, present: npt.NDArray[np.bool_] | None) -> list[str | None]:
+    """A number column kept as a detail (a label, an id): each value's text as a single yield writes it,
+    from the values as given (exact integers past 2**53, True and False), never from their float64 copy.
+    ``original`` is an integer or boolean array, a list (None: absent), a scalar, or a float64 array."""
+    if type(original) is list or type(original) is tuple:
+        return [None if v is None else as_detail(v) for v in original]
+    if hasattr(original, "tolist") and getattr(original, "ndim", 0) == 1:
+        values = original.tolist()  # Python ints, bools, floats: exact
+        texts: list[str | None] = list(map(repr if original.dtype.kind == "f" else str, values))
     else:
-        texts = [repr(v) for v in values.tolist()]
+        texts = [as_detail(original)] * n
     if present is not None:
         texts = [t if p else None for t, p in zip(texts, present.tolist(), strict=True)]
     return texts
+
+
+_TEXT = {str, type(None)}

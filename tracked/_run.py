@@ -312,12 +312,19 @@ class Run:
             self.skipped["(batch)"] = (count + 1, message)
             return
         n = columns.n
+        if not n:  # an empty batch (a mask that kept nothing): no examples, and no metric named by it
+            return
         texts: dict[str, list[str | None]] = {}
+        more: list[str] = []  # metric names past max_metrics: one column for all of them, as single yields
         for name, values in columns.numbers.items():
             present = columns.present.get(name)
             series = self._series(name, first)
-            if series is None:  # a label, an id, or no room for another metric: details
-                texts[name] = _batch.as_texts(values, columns.kinds.get(name, "f"), present)
+            if series is None and name not in self._details_only:
+                more.append(name)
+                continue
+            if series is None:  # a label, an id: details, written as single yields write them
+                texts[name] = _batch.as_texts(columns.originals.get(name, values), n, present)
+                columns.texts.pop(name, None)  # a list's text values: in that column already
                 continue
             if name in columns.first_ints and name not in self._batched:
                 self._label_averaged(first, name, columns.first_ints[name])
@@ -326,13 +333,34 @@ class Run:
                 series.put(range(first, first + n), values)
             else:
                 series.put(present.nonzero()[0] + first, values[present])
-        for name, column in columns.texts.items():  # checked off the hot path: see ``settle``
+        if more:
+            texts[MORE_METRICS] = self._more_metrics(more, columns, n)
+        for name, column in columns.texts.items():  # long ones are dealt with off the hot path: see ``settle``
             texts[name if name not in texts else f"{name} (detail)"] = column
         for name, position, why in columns.skipped:
-            self._skip(first + position, name, why)
+            if name not in texts or name in self.series:
+                self._skip(first + position, name, why)
         if texts:
+            if len(texts) > 1:  # in the batch's field order, as the examples' fields are
+                order = {name: k for k, name in enumerate(map(str, item.fields))}
+                texts = dict(
+                    sorted(texts.items(), key=lambda kv: order.get(kv[0].removesuffix(" (detail)"), len(order)))
+                )
             self.details.add_block(Block(first, n, texts))
         self.count = first + n
+
+    @staticmethod
+    def _more_metrics(names: list[str], columns: _batch.Columns, n: int) -> list[str | None]:
+        """``name=value; ...`` per example for metric names past ``max_metrics`` (rare: a run naming a
+        metric per example); the values as single yields write them."""
+        parts = [
+            _batch.as_texts(columns.originals.get(k, columns.numbers[k]), n, columns.present.get(k)) for k in names
+        ]
+        rows = [
+            "; ".join(f"{k}={t}" for k, t in zip(names, texts, strict=True) if t is not None)
+            for texts in zip(*parts, strict=True)
+        ]
+        return [row or None for row in rows]
 
     def settle(self, block: Block) -> Block:
         """A batch's texts as single yields would have left them: values that are not text as text, and

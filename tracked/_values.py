@@ -50,8 +50,18 @@ def is_number_like(value: Any) -> bool:
 
 
 def as_detail(value: Any) -> str:
-    """An example detail as text: details are only ever written, never evaluated."""
-    return value if isinstance(value, str) else repr(value)
+    """An example detail as text: details are only ever written, never evaluated. A numpy scalar, 0-d
+    array or tensor reads as its value (``3``, ``True``), not as ``np.int64(3)`` or ``tensor(3)``."""
+    if isinstance(value, str):
+        return value
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        try:
+            value = value.item()
+        except Exception:  # noqa: BLE001 - no value to read: its repr, as any other object's
+            return repr(value)
+        if isinstance(value, str):
+            return value
+    return repr(value)
 
 
 #: Tensors moved to the host per batch (one device synchronisation each).
