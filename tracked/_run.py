@@ -369,7 +369,7 @@ class Run:
         columns = dict(block.columns)
         for name, texts in block.columns.items():
             if not set(map(type, texts)) <= {str, type(None)}:
-                texts = columns[name] = [t if t is None or type(t) is str else as_detail(t) for t in texts]
+                texts = columns[name] = [t if t is None or type(t) is str else _shown(t) for t in texts]
             if max(map(len, filter(None, texts)), default=0) > LONG_DETAIL:
                 columns[name] = [
                     t if t is None or len(t) <= LONG_DETAIL else self._long(block.start + j, name, t)
@@ -527,6 +527,15 @@ class Run:
             adding = adding or frame.f_code in _ADDING
             frame = frame.f_back
         return adding
+
+
+def _shown(value: Any) -> str:
+    """A value in a batch's text column, as text (by the live thread): one whose ``repr`` fails is named,
+    never the reason the journal stops."""
+    try:
+        return as_detail(value)
+    except Exception as exc:  # noqa: BLE001 - the user's object; a single yield of it raises at the yield
+        return f"<{type(value).__name__} that cannot be shown: {type(exc).__name__}: {exc}>"
 
 
 #: The code of recording an example: a thread inside it is halfway through one.
