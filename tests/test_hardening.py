@@ -217,6 +217,13 @@ SIGNALLED = """
 """
 
 
+def _default_signals() -> None:
+    import signal
+
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _signalled(
     cache: Path, form: str, signum: int, second_after: float | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -227,6 +234,7 @@ def _signalled(
     proc = subprocess.Popen(
         [sys.executable, str(script), form], env={**os.environ, "CLEARML_CACHE_DIR": str(cache)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_signals,  # as a terminal starts it: under nohup, SIGHUP comes in ignored (and stays so)
     )  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:
