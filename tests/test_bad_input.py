@@ -271,3 +271,24 @@ def test_the_label_rule_reads_names_by_their_last_word(name: str, metric: bool) 
     from tracked._run import is_metric
 
     assert is_metric(name, Settings()) is metric
+
+
+def test_a_lone_surrogate_in_a_detail_is_escaped_and_the_run_is_written() -> None:
+    """Text decoded with surrogateescape (or a broken tokenizer) once made ClearML, the local copy and
+    ``result.examples`` fail: UTF-8 cannot hold a lone surrogate. It is written as its escape."""
+    from tracked import batch
+
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[Any]:
+        yield {"s": 1.0, "p": "bad \udc80 text"}
+        yield batch(s=[0.0], p=["also \udc81"])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: nothing failed
+        result = evaluate()
+    assert result["s"] == 0.5
+    assert result.examples["p"].tolist() == ["bad \\udc80 text", "also \\udc81"]
+    assert result.session_dir is not None
+    session = read_session(result.session_dir)
+    assert session.status == "completed"
+    assert session.examples()["p"].tolist() == ["bad \\udc80 text", "also \\udc81"]

@@ -93,7 +93,7 @@ class Details:
                 break
             else:
                 rows[entry[0]] = entry[1]
-        return rows
+        return {index: {k: printable(v) for k, v in fields.items()} for index, fields in rows.items()}
 
     def columns(self, count: int) -> dict[str, npt.NDArray[Any]]:
         """field -> its texts per example (an object array of ``count``, None where absent), for DataFrames.
@@ -120,3 +120,13 @@ class Details:
                 for name, text in fields.items():
                     column(name)[index] = text
         return out
+
+
+def printable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate (bytes decoded with ``surrogateescape``, a broken
+    tokenizer) is written as its escape, ``\\udc80``, where it would make writing the whole run fail."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

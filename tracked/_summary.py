@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ._details import printable
 from ._values import InvalidValue, as_number
 from ._warn import warn
 
@@ -131,7 +132,11 @@ def examples_frame(run: Run) -> pd.DataFrame:
             columns[name] = pd.arrays.SparseArray(column) if 4 * len(values) < run.count else column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
     for name, texts in run.details.columns(run.count).items():
-        frame[name if name not in frame.columns else f"{name} (detail)"] = texts
+        label = name if name not in frame.columns else f"{name} (detail)"
+        try:
+            frame[label] = texts
+        except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped
+            frame[label] = [None if text is None else printable(text) for text in texts.tolist()]
     return frame
 
 

@@ -110,6 +110,8 @@ class Session:
         import numpy as np
         import pandas as pd
 
+        from ._details import printable
+
         journal = self.journal
         if journal is None:
             empty: pd.DataFrame = pd.DataFrame()
@@ -128,9 +130,13 @@ class Session:
                 first.setdefault(i, d)
         details = list(first.items())
         if details:
-            extra = pd.DataFrame.from_records([d for _, d in details], index=[i for i, _ in details]).reindex(
-                range(count)
-            )
+            records = [d for _, d in details]
+            try:
+                extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
+            except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped
+                records = [{k: printable(v) for k, v in d.items()} for d in records]
+                extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
+            extra = extra.reindex(range(count))
             for name in extra.columns:
                 frame[name if name not in frame.columns else f"{name} (detail)"] = extra[name].to_numpy()
         return frame
