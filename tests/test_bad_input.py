@@ -292,3 +292,23 @@ def test_a_lone_surrogate_in_a_detail_is_escaped_and_the_run_is_written() -> Non
     session = read_session(result.session_dir)
     assert session.status == "completed"
     assert session.examples()["p"].tolist() == ["bad \\udc80 text", "also \\udc81"]
+
+
+def test_a_lone_surrogate_in_names_is_escaped_and_the_run_is_written() -> None:
+    """In a metric's name, a detail's name and the task's name: written as its escape, nothing lost."""
+
+    @tracked_eval(verbose=False, task_name="run \udc80", group_by="g\udc80")
+    def evaluate() -> Iterator[Any]:
+        for i in range(4):
+            yield {"m\udc80": float(i % 2), "d\udc80": "v", "g\udc80": f"group {i % 2}"}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: nothing failed
+        result = evaluate()
+    assert result["m\udc80"] == 0.5
+    assert list(result.examples.columns) == ["m\\udc80", "d\\udc80", "g\\udc80"]
+    assert result.session_dir is not None
+    session = read_session(result.session_dir)
+    assert session.status == "completed"
+    assert list(session.examples().columns) == ["m\\udc80", "d\\udc80", "g\\udc80"]
+    assert "m\\udc80" in session.single_values

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,25 @@ def test_details_are_text_never_templates_or_paths(clearml_cache: Path, tmp_path
         assert text in console
     assert list(result.examples["prediction"]) == tricky
     assert not (tmp_path / "created-by-a-detail.txt").exists()
+
+
+def test_credentials_in_metric_and_detail_names_are_redacted(
+    monkeypatch: pytest.MonkeyPatch, clearml_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Names are text tracked writes too: the journal, the chart, the tables and the examples artifact."""
+    from tracked import batch
+
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", ACCESS)
+
+    @tracked_eval(offline=True, flush_interval=0.01)
+    def evaluate() -> Iterator[Any]:
+        for _ in range(3):
+            yield {"acc": 1.0, f"m_{ACCESS}": 0.5, f"pred_{ACCESS}": "v"}
+        yield batch(acc=[1.0], **{f"col_{ACCESS}": ["x"]})
+
+    evaluate()
+    written = all_text(clearml_cache)
+    out = capsys.readouterr()
+    assert "acc" in written
+    assert ACCESS not in written
+    assert ACCESS not in out.out + out.err

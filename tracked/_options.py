@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ._details import printable
+
 ENV_PREFIX = "TRACKED_"
 
 
@@ -238,4 +240,7 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             except SettingsError as exc:
                 problems.append(f"{ENV_PREFIX}{name.upper()}: {exc}; using the default")
                 del values[name]
+    for name in ("project", "task_name"):  # a lone surrogate (a file name decoded with surrogateescape) as its escape:
+        if isinstance(values.get(name), str):  # ClearML could not create the task, nor tracked save the run
+            values[name] = printable(values[name])
     return Settings(**values), problems

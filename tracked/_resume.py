@@ -147,7 +147,7 @@ def prepare(
     if not call.yields:
         warn(f"{fresh}: it yields no examples to skip; starting a fresh run")
         return None, args, kwargs
-    rest = _without_done(func, args, kwargs, settings.dataset_arg, done)
+    rest = _without_done(func, args, kwargs, settings.dataset_arg, done, call.dataset_num_eval)
     if isinstance(rest, str):
         warn(f"{fresh}: {rest}; starting a fresh run")
         return None, args, kwargs
@@ -181,7 +181,12 @@ def prepare(
 
 
 def _without_done(
-    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], dataset_arg: str, done: int
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    dataset_arg: str,
+    done: int,
+    rows: int | None = None,
 ) -> tuple[tuple[Any, ...], dict[str, Any]] | str:
     """The call's arguments with the dataset's first ``done`` items left out, or why that cannot be done."""
     from ._call import _signature
@@ -196,15 +201,18 @@ def _without_done(
     if dataset_arg not in bound.arguments:
         return f"it has no argument {dataset_arg!r} (option dataset_arg) to leave the done examples out of"
     dataset = bound.arguments[dataset_arg]
-    with contextlib.suppress(Exception):  # no length (an iterator): nothing to check
-        if done > len(dataset):  # its items made several examples each (batches): which are done is unknown
-            return (
-                f"it recorded {done:,} examples from a dataset of {len(dataset):,} items, so its items are not "
-                "single examples (batches?) and the done ones cannot be told"
-            )
     rest = skip(dataset, done)
     if isinstance(rest, str):
         return rest
+    with contextlib.suppress(Exception):  # no length (an iterator): nothing to check
+        items = len(dataset)
+        if rows is not None and rows != items:  # an (X, y) pair: tracked counts its rows, not its two items
+            return f"its dataset is {items} arrays of {rows:,} rows (X, y), whose done rows cannot be left out"
+        if done > items:  # its items made several examples each (batches): which are done is unknown
+            return (
+                f"it recorded {done:,} examples from a dataset of {items:,} items, so its items are not "
+                "single examples (batches?) and the done ones cannot be told"
+            )
     bound.arguments[dataset_arg] = rest
     return tuple(bound.args), dict(bound.kwargs)
 

@@ -104,14 +104,18 @@ def _same(text: str) -> str:
 
 
 def scrub_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` with credentials redacted from its text columns (the frame itself when none are known)."""
+    """A copy of ``frame`` with credentials redacted from its text columns and its column names (the frame
+    itself when none are known)."""
     from pandas.api.types import is_numeric_dtype
 
     secrets = credentials()
+    if not secrets:
+        return frame
+    renamed = {name: scrub(name) for name in frame.columns if isinstance(name, str) and scrub(name) != name}
     text_columns = [name for name in frame.columns if not is_numeric_dtype(frame[name])]
-    if not secrets or not text_columns:
+    if not text_columns and not renamed:
         return frame
     frame = frame.copy()
     for name in text_columns:
         frame[name] = frame[name].map(lambda value: scrub(value) if isinstance(value, str) else value)
-    return frame
+    return frame.rename(columns=renamed) if renamed else frame

@@ -120,8 +120,9 @@ def examples_frame(run: Run) -> pd.DataFrame:
     """Every example's scores and details, one row per example (index = example index)."""
     import pandas as pd
 
-    columns: dict[str, Any] = {}
-    for name, series in run.series.items():
+    columns: dict[str, Any] = {}  # (names, as details, with a lone surrogate escaped: pandas cannot hold one)
+    for metric, series in run.series.items():
+        name = printable(metric)
         values = series.freeze()
         if series.frozen_indices is None and series.start == 0 and len(values) == run.count:
             columns[name] = values  # the run's own array: no copy
@@ -131,7 +132,8 @@ def examples_frame(run: Run) -> pd.DataFrame:
             # A metric few examples have is stored sparse: memory follows the values yielded, not N per name.
             columns[name] = pd.arrays.SparseArray(column) if 4 * len(values) < run.count else column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
-    for name, texts in run.details.columns(run.count).items():
+    for field, texts in run.details.columns(run.count).items():
+        name = printable(field)
         label = name if name not in frame.columns else f"{name} (detail)"
         try:
             frame[label] = texts
@@ -148,9 +150,9 @@ def statistics(run: Run) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     clusters = _field(run, settings.cluster_by, "cluster_by") if settings.cluster_by else None
     groups = _field(run, settings.group_by, "group_by") if settings.group_by else None
     if clusters is None and groups is None:  # each metric's own values, no copy
-        stats = metric_stats({name: series.freeze() for name, series in run.series.items()})
+        stats = metric_stats({printable(name): series.freeze() for name, series in run.series.items()})
         return stats, None
-    columns = {name: _dense(run, series) for name, series in run.series.items()}
+    columns = {printable(name): _dense(run, series) for name, series in run.series.items()}
     stats = metric_stats(columns, clusters)
     return stats, None if groups is None else group_stats(columns, groups, clusters)
 

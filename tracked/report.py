@@ -229,4 +229,4 @@ def build_report(sessions: Sequence[Session], names: Sequence[str]) -> str:
 
 
 def write_report(sessions: Sequence[Session], names: Sequence[str], output: Path) -> None:
-    output.write_text(build_report(sessions, names), encoding="utf-8")
+    output.write_text(build_report(sessions, names), "utf-8", "backslashreplace")  # a lone surrogate: escaped

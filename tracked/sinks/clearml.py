@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._details import printable
+from .._secrets import scrub, scrub_frame
 from .._warn import warn
 from ._clearml_setup import (
     FRAMEWORKS,
@@ -77,11 +79,11 @@ def log_metrics(
         except InvalidValue:
             number = None
         if number is not None and math.isfinite(number):
-            logger.report_single_value(name=str(name), value=number)
+            logger.report_single_value(name=printable(scrub(str(name))), value=number)
         cell: Any = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
         if isinstance(cell, float) and not math.isfinite(cell):
             cell = str(cell)
-        rows.append({"Metric": str(name), "Value": cell})
+        rows.append({"Metric": printable(scrub(str(name))), "Value": cell})
     table = pd.DataFrame(rows, columns=["Metric", "Value"])
     logger.report_table(title=title, series=series, iteration=0, table_plot=table)
 
@@ -271,7 +273,8 @@ class ClearMLSink:
         return shared
 
     def name(self, metric: str) -> str:
-        return f"{self.prefix}/{metric}" if self.prefix else metric
+        """A metric's name on the server: prefixed, credentials redacted, a lone surrogate escaped."""
+        return printable(scrub(f"{self.prefix}/{metric}" if self.prefix else metric))
 
     def finish(self, run: Run, result: EvalResult) -> None:
         with quiet_dependencies():
@@ -376,8 +379,6 @@ class ClearMLSink:
         ``pandas.read_pickle`` and by ClearML's ``artifact.get()``, and it
         needs no dependency beyond pandas (parquet would need pyarrow).
         """
-        from .._secrets import scrub_frame
-
         examples = scrub_frame(result.examples)
         task.upload_artifact(
             self.name("examples"),
@@ -401,7 +402,7 @@ class ClearMLSink:
         clustered = f", clustered by {settings.cluster_by}" if stats.attrs.get("clustered") else ""
         table = stats.reset_index().rename(columns={"metric": "Metric"})
         table["interval"] = [f"{kinds.get(str(m), 'normal')}{clustered}" for m in table["Metric"]]
-        logger.report_table(title=STATS_TITLE, series=series, iteration=0, table_plot=_nan_as_text(table))
+        logger.report_table(title=STATS_TITLE, series=series, iteration=0, table_plot=scrub_frame(_nan_as_text(table)))
         groups = result.group_stats
         if groups.empty:
             return
@@ -409,7 +410,7 @@ class ClearMLSink:
             if math.isfinite(mean):
                 logger.report_single_value(name=self.name(f"{metric}/{group}"), value=float(mean))
         title = f"Metrics by {settings.group_by}"
-        logger.report_table(title=title, series=series, iteration=0, table_plot=_nan_as_text(groups))
+        logger.report_table(title=title, series=series, iteration=0, table_plot=scrub_frame(_nan_as_text(groups)))
 
     def _save_long_details(self, task: Task, run: Run) -> None:
         """Details too long to keep in memory are previews in ``examples``; the full texts go beside it.

@@ -125,10 +125,11 @@ class JournalSink:
         assert folder is not None
         state = copy.deepcopy(self.state)  # what is committed stays as it is until everything below is written
         series_state: dict[str, Any] = state["series"]
-        for name, (_, hi) in update.new.items():
+        for metric, (_, hi) in update.new.items():
+            name = scrub(metric)  # the journal names a metric as the server does: credentials redacted
             entry = series_state.get(name) or {"file": f"m{len(series_state)}", "size": 0, "dense_start": None}
             size = int(entry["size"])
-            source = update._series[name]
+            source = update._series[metric]
             for start in range(size, hi, 1 << 16):
                 indices, values = source.read(start, min(start + (1 << 16), hi))
                 if size == 0:
@@ -246,13 +247,13 @@ def _detail_lines(entries: Sequence[Row | Block]) -> str:
     def block(start: int, n: int, columns: Mapping[str, Sequence[str | None]]) -> None:
         for lo in range(0, n, LINE_EXAMPLES):
             hi = min(n, lo + LINE_EXAMPLES)
-            part = {name: column(texts[lo:hi]) for name, texts in columns.items()}
+            part = {clean(name): column(texts[lo:hi]) for name, texts in columns.items()}
             out.append(json.dumps({"start": start + lo, "n": hi - lo, "columns": part}, ensure_ascii=True) + "\n")
 
     def single_rows(rows: list[Row]) -> None:
         if len(rows) == 1:
             index, fields = rows[0]
-            out.append(json.dumps([index, {k: clean(v) for k, v in fields.items()}], ensure_ascii=True) + "\n")
+            out.append(json.dumps([index, {clean(k): clean(v) for k, v in fields.items()}], ensure_ascii=True) + "\n")
             return
         columns: dict[str, list[str | None]] = {}
         for j, (_, fields) in enumerate(rows):

@@ -59,7 +59,7 @@ class LocalSink:
                 "metrics": {k: _jsonable(v) for k, v in result.items()},
             }
             (folder / "metrics.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-            (folder / "summary.txt").write_text(summary_text(run, result) + "\n", encoding="utf-8")
+            (folder / "summary.txt").write_text(summary_text(run, result) + "\n", "utf-8", "backslashreplace")
             scrub_frame(result.examples).to_pickle(folder / "examples.pkl")
         except Exception as exc:  # noqa: BLE001 - the last resort must not raise either
             warn(
