@@ -369,56 +369,43 @@ def test_batched_runs_resume_when_the_dataset_items_are_examples() -> None:
     assert result.examples["prediction"].tolist() == [f"p{x}" for x in range(N)]
 
 
-def test_a_dataset_of_batches_is_not_resumed_as_if_its_items_were_examples() -> None:
-    """Leaving out as many items as examples were done would skip batches never scored: a fresh run instead."""
+def _batches_as_items(task_name: str, batches: int, size: int, crash_at: int) -> tuple[Any, list[str]]:
+    """A run over a list of batches (each item: ``size`` examples) that crashes at item ``crash_at``, then
+    resumed: the result and the warnings of the resumed call."""
     import numpy as np
 
     from tracked import batch
 
     fail = [True]
 
-    @tracked_eval(resume=True, verbose=False, task_name="batches as items")
+    @tracked_eval(resume=True, verbose=False, task_name=task_name)
     def evaluate(dataset: list[Any]) -> Iterator[Any]:
         for k, scores in enumerate(dataset):
-            if k == 5 and fail[0]:
+            if k == crash_at and fail[0]:
                 raise RuntimeError("model crashed")
             yield batch(score=scores)
 
-    data = [np.full(100, float(k)) for k in range(10)]
+    data = [np.full(size, float(k)) for k in range(batches)]
     with pytest.raises(RuntimeError):
         evaluate(data)
     fail[0] = False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = evaluate(data)
-    assert any("its items are not single examples" in message for message in tracked_warnings(caught))
+    return result, tracked_warnings(caught)
+
+
+def test_a_dataset_of_batches_is_not_resumed_as_if_its_items_were_examples() -> None:
+    """Leaving out as many items as examples were done would skip batches never scored: a fresh run instead."""
+    result, said = _batches_as_items("batches as items", batches=10, size=100, crash_at=5)
+    assert any("its items are not single examples" in message for message in said)
     assert result["num_examples"] == 1000
     assert result["score"] == pytest.approx(4.5)
 
 
 def test_a_dataset_of_batches_resumed_too_early_to_tell_says_so_at_the_end() -> None:
     """Fewer examples done than the dataset has items: the batches left out are only known at the end. Said."""
-    import numpy as np
-
-    from tracked import batch
-
-    fail = [True]
-
-    @tracked_eval(resume=True, verbose=False, task_name="batches as items, early")
-    def evaluate(dataset: list[Any]) -> Iterator[Any]:
-        for k, scores in enumerate(dataset):
-            if k == 3 and fail[0]:
-                raise RuntimeError("model crashed")
-            yield batch(score=scores)
-
-    data = [np.full(10, float(k)) for k in range(100)]
-    with pytest.raises(RuntimeError):
-        evaluate(data)
-    fail[0] = False
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        evaluate(data)
-    said = tracked_warnings(caught)
+    _, said = _batches_as_items("batches as items, early", batches=100, size=10, crash_at=3)
     assert len(said) == 1
     assert "recorded 730 examples from a dataset of 100 items" in said[0]
     assert "run it again without resume" in said[0]

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._values import encodable
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -93,7 +95,7 @@ class Details:
                 break
             else:
                 rows[entry[0]] = entry[1]
-        return {index: {k: printable(v) for k, v in fields.items()} for index, fields in rows.items()}
+        return {index: {k: encodable(v) for k, v in fields.items()} for index, fields in rows.items()}
 
     def columns(self, count: int) -> dict[str, npt.NDArray[Any]]:
         """field -> its texts per example (an object array of ``count``, None where absent), for DataFrames.
@@ -120,13 +122,3 @@ class Details:
                 for name, text in fields.items():
                     column(name)[index] = text
         return out
-
-
-def printable(text: str) -> str:
-    """``text`` as UTF-8 can hold it: a lone surrogate (bytes decoded with ``surrogateescape``, a broken
-    tokenizer) is written as its escape, ``\\udc80``, where it would make writing the whole run fail."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ._details import printable
+from ._values import encodable
 
 ENV_PREFIX = "TRACKED_"
 
@@ -242,5 +242,5 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
                 del values[name]
     for name in ("project", "task_name"):  # a lone surrogate (a file name decoded with surrogateescape) as its escape:
         if isinstance(values.get(name), str):  # ClearML could not create the task, nor tracked save the run
-            values[name] = printable(values[name])
+            values[name] = encodable(values[name])
     return Settings(**values), problems

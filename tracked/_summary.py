@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ._details import printable
-from ._values import InvalidValue, as_number
+from ._values import InvalidValue, as_number, encodable
 from ._warn import warn
 
 if TYPE_CHECKING:
@@ -122,7 +121,7 @@ def examples_frame(run: Run) -> pd.DataFrame:
 
     columns: dict[str, Any] = {}  # (names, as details, with a lone surrogate escaped: pandas cannot hold one)
     for metric, series in run.series.items():
-        name = printable(metric)
+        name = encodable(metric)
         values = series.freeze()
         if series.frozen_indices is None and series.start == 0 and len(values) == run.count:
             columns[name] = values  # the run's own array: no copy
@@ -133,12 +132,12 @@ def examples_frame(run: Run) -> pd.DataFrame:
             columns[name] = pd.arrays.SparseArray(column) if 4 * len(values) < run.count else column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
     for field, texts in run.details.columns(run.count).items():
-        name = printable(field)
+        name = encodable(field)
         label = name if name not in frame.columns else f"{name} (detail)"
         try:
             frame[label] = texts
         except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped
-            frame[label] = [None if text is None else printable(text) for text in texts.tolist()]
+            frame[label] = [None if text is None else encodable(text) for text in texts.tolist()]
     return frame
 
 
@@ -150,9 +149,9 @@ def statistics(run: Run) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     clusters = _field(run, settings.cluster_by, "cluster_by") if settings.cluster_by else None
     groups = _field(run, settings.group_by, "group_by") if settings.group_by else None
     if clusters is None and groups is None:  # each metric's own values, no copy
-        stats = metric_stats({printable(name): series.freeze() for name, series in run.series.items()})
+        stats = metric_stats({encodable(name): series.freeze() for name, series in run.series.items()})
         return stats, None
-    columns = {printable(name): _dense(run, series) for name, series in run.series.items()}
+    columns = {encodable(name): _dense(run, series) for name, series in run.series.items()}
     stats = metric_stats(columns, clusters)
     return stats, None if groups is None else group_stats(columns, groups, clusters)
 

@@ -99,3 +99,13 @@ def tensors_to_floats(tensors: list[Any]) -> list[float]:
 def _short(value: Any, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def encodable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate (bytes decoded with ``surrogateescape``, a broken
+    tokenizer) is written as its escape, ``\\udc80``, where it would make writing the whole run fail."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -110,7 +110,7 @@ class Session:
         import numpy as np
         import pandas as pd
 
-        from ._details import printable
+        from ._values import encodable
 
         journal = self.journal
         if journal is None:
@@ -122,7 +122,7 @@ class Session:
             column = np.full(count, np.nan)
             keep = indices < count
             column[indices[keep]] = values[keep]
-            columns[printable(name)] = column
+            columns[encodable(name)] = column
         frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(count, name="index"))
         first: dict[int, dict[str, str]] = {}  # a hostile journal may repeat an example: its first details count
         for i, d in journal.details:
@@ -134,7 +134,7 @@ class Session:
             try:
                 extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
             except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped
-                records = [{printable(k): printable(v) for k, v in d.items()} for d in records]
+                records = [{encodable(k): encodable(v) for k, v in d.items()} for d in records]
                 extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
             extra = extra.reindex(range(count))
             for name in extra.columns:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._details import printable
 from .._secrets import scrub, scrub_frame
+from .._values import encodable
 from .._warn import warn
 from ._clearml_setup import (
     FRAMEWORKS,
@@ -79,11 +79,11 @@ def log_metrics(
         except InvalidValue:
             number = None
         if number is not None and math.isfinite(number):
-            logger.report_single_value(name=printable(scrub(str(name))), value=number)
+            logger.report_single_value(name=encodable(scrub(str(name))), value=number)
         cell: Any = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
         if isinstance(cell, float) and not math.isfinite(cell):
             cell = str(cell)
-        rows.append({"Metric": printable(scrub(str(name))), "Value": cell})
+        rows.append({"Metric": encodable(scrub(str(name))), "Value": cell})
     table = pd.DataFrame(rows, columns=["Metric", "Value"])
     logger.report_table(title=title, series=series, iteration=0, table_plot=table)
 
@@ -274,7 +274,7 @@ class ClearMLSink:
 
     def name(self, metric: str) -> str:
         """A metric's name on the server: prefixed, credentials redacted, a lone surrogate escaped."""
-        return printable(scrub(f"{self.prefix}/{metric}" if self.prefix else metric))
+        return encodable(scrub(f"{self.prefix}/{metric}" if self.prefix else metric))
 
     def finish(self, run: Run, result: EvalResult) -> None:
         with quiet_dependencies():
