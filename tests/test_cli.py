@@ -185,7 +185,7 @@ def test_report_renders_in_a_headless_browser(three_runs: list[Path], tmp_path: 
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--log-level=0",
-         "--window-size=1280,1400", "--virtual-time-budget=5000", f"--screenshot={shot}", output.as_uri()],
+         "--window-size=1280,1400", "--virtual-time-budget=20000", f"--screenshot={shot}", output.as_uri()],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
