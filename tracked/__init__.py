@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._batch import batch
 from ._decorator import tracked_eval
-from ._options import Settings
-from ._result import EvalResult
-from ._warn import TrackedWarning
+from .common.options import Settings
+from .common.result import EvalResult
+from .common.warn import TrackedWarning
+from .recording.batch import batch
 
 if TYPE_CHECKING:
-    from ._merge import MergeError, merge
-    from .session import Session, SessionError, read_session
-    from .sinks.clearml import log_metrics
+    from .common.errors import DistributedEvalError, MergeError, SessionError
+    from .scaleout.merge import merge
+    from .sinks.clearml.report import log_metrics
+    from .store.session import Session, read_session
 
 __all__ = [
+    "DistributedEvalError",
     "EvalResult",
     "MergeError",
     "Session",
@@ -35,12 +37,13 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
-    "merge": "_merge",
-    "MergeError": "_merge",
-    "Session": "session",
-    "SessionError": "session",
-    "read_session": "session",
-    "log_metrics": "sinks.clearml",
+    "merge": "scaleout.merge",
+    "DistributedEvalError": "common.errors",
+    "MergeError": "common.errors",
+    "Session": "store.session",
+    "SessionError": "common.errors",
+    "read_session": "store.session",
+    "log_metrics": "sinks.clearml.report",
 }
 
 

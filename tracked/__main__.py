@@ -1,5 +1,5 @@
 """``python -m tracked``: the same as the ``tracked`` command."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

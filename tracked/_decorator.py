@@ -9,19 +9,21 @@ function inside a ``Run``.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from ._generators import TrackedAsyncGenerator, TrackedGenerator
-from ._options import Settings, check_options, resolve
-from ._result import EvalResult
-from ._run import COMPLETED, Run, finish, status_of
-from ._warn import warn
+from .common.options import Settings, check_options, resolve
+from .common.result import EvalResult
+from .common.warn import warn
+from .recording.generators import TrackedAsyncGenerator, TrackedGenerator
+from .recording.run import COMPLETED, Run, status_of
 
 if TYPE_CHECKING:  # typing machinery the checker needs and the running program does not
     from typing import ParamSpec, Protocol, TypeVar
 
-    from .sinks import Sink
+    from typing_extensions import Unpack
+
+    from .common.options import Options
 
     P = ParamSpec("P")
     F = TypeVar("F", bound=Callable[..., Any])
@@ -51,37 +53,40 @@ def _begin(
     wrapped: Callable[..., Any], args: Args, kwargs: Kwargs, settings: Settings, yields: bool
 ) -> tuple[Run | None, Args, Kwargs]:
     """A started run and the arguments to call with (the dataset without its done part when resuming),
-    or no run when tracked itself cannot start one (then the call runs untracked)."""
-    from ._call import describe_call
-    from ._live import Live
-    from .sinks.journal import JournalSink
+    or no run when tracked itself cannot start one (then the call runs untracked).
+
+    The one place that decides where a run goes: the default sinks (``sinks.defaults``), or, on one
+    rank of a ``torch.distributed`` job, a part gathered into one global run (``scaleout``)."""
+    from .common.call import describe_call
 
     given_args, given_kwargs = args, kwargs
     earlier = None
     if not settings.enabled:  # off: the same kind of result, counted here, recorded and printed nowhere
         return _untracked(wrapped, settings, yields), args, kwargs
     try:
-        from ._distributed import ranks, start_report
+        from .scaleout.distributed import RankRun, ranks
 
         shared = ranks(settings)
         if shared is not None:  # one rank of many: it scores its part; the parts make one run at the end
+            from .sinks.defaults import open_run
+
             name, call = _name(wrapped, settings), describe_call(wrapped, args, kwargs, settings, yields)
-            start_report(shared, settings, name, call)
-            run = Run(settings, name, call, [])
-            run.ranks = shared
-            return run, args, kwargs
+            # Rank 0's global run starts now, with its sinks: ClearML's task is made while the ranks score.
+            report = open_run(settings, name, call, terminal=False) if shared.rank == 0 else None
+            return RankRun(settings, name, call, shared, report), args, kwargs
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
         warn(f"could not join the other ranks ({type(exc).__name__}: {exc}); this rank's run is its own")
     try:
-        name = settings.task_name or getattr(wrapped, "__qualname__", None) or repr(wrapped)
+        from .sinks.defaults import follow, open_run
+
+        name = _name(wrapped, settings)
         call = describe_call(wrapped, args, kwargs, settings, yields)
         if settings.resume:
-            from ._resume import prepare
+            from .store.resume import prepare
 
             earlier, args, kwargs = prepare(wrapped, args, kwargs, settings, name, call)
-        sinks = default_sinks()
-        run = Run(settings, name, call, sinks, earlier)
-        run.follower = live = Live(run, first=[s for s in sinks if isinstance(s, JournalSink)])
+        run = open_run(settings, name, call, earlier)
+        run.follower = live = follow(run)
         live.start()
         return run, args, kwargs
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
@@ -94,22 +99,9 @@ def _begin(
         return None, given_args, given_kwargs
 
 
-def default_sinks(terminal: bool = True) -> list[Sink]:
-    """Where a run goes: ClearML, its journal, the local fallback, the console summary, and (unless the run
-    is made at the end, from parts) the terminal's progress display."""
-    from .sinks.clearml import ClearMLSink
-    from .sinks.console import ConsoleSink
-    from .sinks.journal import JournalSink
-    from .sinks.local import LocalSink
-    from .sinks.terminal import TerminalSink
-
-    sinks: list[Sink] = [ClearMLSink(), JournalSink(), LocalSink(), ConsoleSink()]
-    return [*sinks, TerminalSink()] if terminal else sinks
-
-
 def _untracked(wrapped: Callable[..., Any], settings: Settings, yields: bool) -> Run:
     """A run with no sinks: the result is made as usual; nothing is written, streamed or printed."""
-    from ._call import CallInfo
+    from .common.call import CallInfo
 
     return Run(settings, _name(wrapped, settings), CallInfo(yields=yields), [])
 
@@ -131,16 +123,16 @@ def _plain(given: Mapping[str, Any]) -> Wrapper:
         run, args, kwargs = _begin(wrapped, args, kwargs, settings, yields=False)
         if run is None:
             return wrapped(*args, **kwargs)
-        from ._lifecycle import redeliver, sigterm_as_exception
+        from .recording.lifecycle import redeliver, sigterm_as_exception
 
         try:
             with sigterm_as_exception():
                 returned = wrapped(*args, **kwargs)
         except BaseException as exc:
-            finish(run, status_of(exc), error=exc)
+            run.finish(status_of(exc), error=exc)
             redeliver(exc)
             raise
-        return finish(run, COMPLETED, returned)
+        return run.finish(COMPLETED, returned)
 
     return wrapper
 
@@ -160,9 +152,9 @@ def _generator(given: Mapping[str, Any]) -> Wrapper:
             try:
                 return TrackedGenerator(run, wrapped(*args, **kwargs))
             except BaseException as exc:
-                finish(run, status_of(exc), error=exc)
+                run.finish(status_of(exc), error=exc)
                 raise
-        from ._lifecycle import redeliver, sigterm_as_exception
+        from .recording.lifecycle import redeliver, sigterm_as_exception
 
         box: list[Any] = []
         add = run.add
@@ -171,10 +163,10 @@ def _generator(given: Mapping[str, Any]) -> Wrapper:
                 for item in _capture(wrapped(*args, **kwargs), box):
                     add(item)
         except BaseException as exc:
-            finish(run, status_of(exc), error=exc)
+            run.finish(status_of(exc), error=exc)
             redeliver(exc)
             raise
-        return finish(run, COMPLETED, box[0] if box else None)
+        return run.finish(COMPLETED, box[0] if box else None)
 
     return wrapper
 
@@ -187,9 +179,9 @@ def _coroutine(given: Mapping[str, Any]) -> Wrapper:
         try:
             returned = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            finish(run, status_of(exc), error=exc)
+            run.finish(status_of(exc), error=exc)
             raise
-        return finish(run, COMPLETED, returned)
+        return run.finish(COMPLETED, returned)
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         return tracked_call(wrapped, args, kwargs, _settings(given))
@@ -207,9 +199,9 @@ def _async_generator(given: Mapping[str, Any]) -> Wrapper:
             async for item in wrapped(*args, **kwargs):
                 add(item)
         except BaseException as exc:
-            finish(run, status_of(exc), error=exc)
+            run.finish(status_of(exc), error=exc)
             raise
-        return finish(run, COMPLETED)
+        return run.finish(COMPLETED)
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Args, kwargs: Kwargs) -> Any:
         settings = _settings(given)
@@ -293,70 +285,10 @@ def tracked_eval(func: Callable[P, AsyncGenerator[Any, Any]], /) -> Callable[P, 
 @overload
 def tracked_eval(func: Callable[P, Any], /) -> Callable[P, EvalResult]: ...
 @overload
-def tracked_eval(
-    func: None = None,
-    /,
-    *,
-    lazy: Literal[True],
-    enabled: bool | None = None,
-    project: str | None = None,
-    task_name: str | None = None,
-    offline: bool | None = None,
-    progress_title: str | None = None,
-    table_title: str | None = None,
-    default_metric: str | None = None,
-    model_arg: str | None = None,
-    dataset_arg: str | None = None,
-    max_points: int | None = None,
-    console_examples: int | None = None,
-    verbose: bool | None = None,
-    server_timeout: float | None = None,
-    progress: str | bool | None = None,
-    status_interval: float | None = None,
-    flush_interval: float | None = None,
-    resume: bool | None = None,
-    max_metrics: int | None = None,
-    metrics: Sequence[str] | None = None,
-    details: Sequence[str] | None = None,
-    shard: tuple[int, int] | str | None = None,
-    distributed: bool | None = None,
-    gather_timeout: float | None = None,
-    id_field: str | None = None,
-    cluster_by: str | None = None,
-    group_by: str | None = None,
-) -> Callable[[F], F]: ...
+def tracked_eval(func: None = None, /, *, lazy: Literal[True], **options: Unpack[Options]) -> Callable[[F], F]: ...
 @overload
 def tracked_eval(
-    func: None = None,
-    /,
-    *,
-    lazy: Literal[False] | None = None,
-    enabled: bool | None = None,
-    project: str | None = None,
-    task_name: str | None = None,
-    offline: bool | None = None,
-    progress_title: str | None = None,
-    table_title: str | None = None,
-    default_metric: str | None = None,
-    model_arg: str | None = None,
-    dataset_arg: str | None = None,
-    max_points: int | None = None,
-    console_examples: int | None = None,
-    verbose: bool | None = None,
-    server_timeout: float | None = None,
-    progress: str | bool | None = None,
-    status_interval: float | None = None,
-    flush_interval: float | None = None,
-    resume: bool | None = None,
-    max_metrics: int | None = None,
-    metrics: Sequence[str] | None = None,
-    details: Sequence[str] | None = None,
-    shard: tuple[int, int] | str | None = None,
-    distributed: bool | None = None,
-    gather_timeout: float | None = None,
-    id_field: str | None = None,
-    cluster_by: str | None = None,
-    group_by: str | None = None,
+    func: None = None, /, *, lazy: Literal[False] | None = None, **options: Unpack[Options]
 ) -> _Decorator: ...
 
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import re
-import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from .._secrets import scrub
+from ..common.secrets import scrub
+from ..common.text import clip, printable, say
 
 if TYPE_CHECKING:
-    from .._live import Update
-    from .._result import EvalResult
-    from .._run import Run
-
-_DETAIL_WIDTH = 80
+    from ..common.result import EvalResult
+    from ..recording.sink import RunView, Update, Where
 
 
 def format_value(value: Any) -> str:
@@ -41,21 +36,7 @@ def error_bars(result: EvalResult) -> dict[str, str]:
     return bars
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """Control characters shown, not obeyed: an ESC, BEL or CR in a name or a detail must not move the
-    cursor, set a window title or write the clipboard of whoever reads the output (``\\x1b``)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def clip(text: str) -> str:
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= _DETAIL_WIDTH else text[: _DETAIL_WIDTH - 1] + "…"
-
-
-def summary_text(run: Run, result: EvalResult) -> str:
+def summary_text(run: RunView, result: EvalResult) -> str:
     """The summary shown in the terminal and in ClearML's CONSOLE tab."""
     # A plain function yields nothing: its examples are the dataset's, as num_examples says.
     count = result.get("num_examples", run.count)
@@ -84,57 +65,36 @@ def summary_text(run: Run, result: EvalResult) -> str:
     return printable(scrub("\n".join(lines)))
 
 
-def say(text: str, stream: TextIO | None = None) -> None:
-    """Print ``text`` as well as the stream allows: characters it cannot encode (a cp1252
-    console, a lone surrogate) are escaped, and a reader that went away (``| head``) is no error."""
-    stream = stream or sys.stdout
-    write_safely(stream, printable(text) + "\n")
-    with contextlib.suppress(OSError, ValueError):
-        stream.flush()
-
-
-def write_safely(stream: TextIO, text: str) -> None:
-    """Write what the stream can take: unencodable characters escaped, a closed pipe or stream ignored."""
-    try:
-        try:
-            stream.write(text)
-        except UnicodeEncodeError:
-            encoding = getattr(stream, "encoding", None) or "ascii"
-            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
-    except (OSError, ValueError):  # nobody is reading
-        pass
-
-
 class ConsoleSink:
     """Prints where the run goes when it starts, and its summary when it ends (stdout)."""
 
-    def start(self, run: Run) -> None:
+    def start(self, run: RunView, where: Where) -> None:
         if not run.settings.verbose:
             return
         lines = []
         if run.earlier is not None:
             lines.append(f"tracked: {run.name}: resuming {run.earlier.folder} after example {run.count:,}")
-        if run.session_dir is not None:
+        if where.session_dir is not None:
             lines.append(
-                f"tracked: {run.name}: offline session {run.session_dir} (watch it: tracked show {run.session_dir})"
+                f"tracked: {run.name}: offline session {where.session_dir} (watch it: tracked show {where.session_dir})"
             )
-        elif run.task_id is not None:
-            lines.append(f"tracked: {run.name}: ClearML task {run.task_id}")
+        elif where.task_id is not None:
+            lines.append(f"tracked: {run.name}: ClearML task {where.task_id}")
         if lines:
             say(scrub("\n".join(lines)))
 
-    def progress(self, run: Run, update: Update) -> None:
+    def progress(self, run: RunView, update: Update) -> None:
         pass
 
-    def finish(self, run: Run, result: EvalResult) -> None:
+    def finish(self, run: RunView, result: EvalResult, where: Where) -> None:
         if not run.settings.verbose:
             return
         text = summary_text(run, result)
-        if result.saved_to is not None:
-            text += f"\nsaved locally (ClearML failed): {result.saved_to}"
-        if result.session_dir is not None:
-            text += f"\noffline session: {result.session_dir}"
-            text += f"\nupload it later: clearml-task --import-offline-session {result.session_dir}.zip"
-        elif result.task_id is not None:
-            text += f"\nClearML task: {result.task_id}"
+        if where.saved_to is not None:
+            text += f"\nsaved locally (ClearML failed): {where.saved_to}"
+        if where.session_dir is not None:
+            text += f"\noffline session: {where.session_dir}"
+            text += f"\nupload it later: clearml-task --import-offline-session {where.session_dir}.zip"
+        elif where.task_id is not None:
+            text += f"\nClearML task: {where.task_id}"
         say(text)

@@ -19,16 +19,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .. import _journal as journal
-from .._details import Block, Row
-from .._paths import tracked_root
-from .._secrets import scrub, scrubber
-from .._warn import warn
+from ..common.paths import tracked_root
+from ..common.secrets import scrub, scrubber
+from ..common.warn import warn
+from ..recording.details import Block, Row
+from ..recording.sink import Where
+from ..store import journal
 
 if TYPE_CHECKING:
-    from .._live import Update
-    from .._result import EvalResult
-    from .._run import Run
+    from collections.abc import Callable
+
+    from ..common.result import EvalResult
+    from ..recording.sink import RunView, Update
 
 
 class JournalSink:
@@ -44,12 +46,13 @@ class JournalSink:
         self._must_cover = 0
         self._pointed = False
         self._long: BinaryIO | None = None
+        self._scrub: Callable[[str], str] = scrub
 
-    def start(self, run: Run) -> None:
-        from .._resume import key_of
+    def start(self, run: RunView, where: Where) -> Where | None:
+        from ..store.resume import key_of
 
         try:
-            self.folder = self._make_folder(run)
+            self.folder = self._make_folder(run, where)
             self._lock_fd = journal.try_lock(self.folder / journal.LOCK)
             earlier = run.earlier
             self.state = journal.new_state(
@@ -57,27 +60,26 @@ class JournalSink:
                 project=run.settings.project,
                 key=key_of(run.settings, run.name, run.call),
                 params=run.call.params,
-                task_id=run.task_id,
-                session=None if run.session_dir is None else str(run.session_dir),
+                task_id=where.task_id,
+                session=None if where.session_dir is None else str(where.session_dir),
                 expected=run.expected,
                 resumed_from=None if earlier is None else str(earlier.folder),
                 **_shard_state(run),
             )
             self._must_cover = 0 if earlier is None else earlier.count
             journal.write_state(self.folder, self.state)
-            run.journal_dir = self.folder
             self._long = (self.folder / journal.LONG_DETAILS).open("ab")
-            scrub_text = scrubber()
-            run.spill = lambda index, name, text: self._spill(index, name, scrub_text(text))
-            run.when_reported.append(lambda: self._drop_data(run))
+            self._scrub = scrubber()
             self._point(run)
         except Exception as exc:  # noqa: BLE001 - a journal that cannot start must not stop the evaluation
             self.folder = None
             self._warn(run, exc, starting=True)
+            return None
+        return Where(journal_dir=self.folder)
 
-    def _make_folder(self, run: Run) -> Path:
-        if run.session_dir is not None:  # inside the offline session: it travels with the session and its zip
-            root = run.session_dir / journal.FOLDER
+    def _make_folder(self, run: RunView, where: Where) -> Path:
+        if where.session_dir is not None:  # inside the offline session: it travels with the session and its zip
+            root = where.session_dir / journal.FOLDER
             root.mkdir(parents=True, exist_ok=True)
             number = 0
             while True:  # overlapping runs in one session: one journal each, the first run's is 0
@@ -88,23 +90,23 @@ class JournalSink:
                 except FileExistsError:
                     number += 1
         safe = re.sub(r"[^\w.-]+", "_", run.name)[:80] or "run"
-        label = run.task_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(run):x}"
+        label = where.task_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(run):x}"
         folder = tracked_root() / f"{label}-{safe}"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _point(self, run: Run) -> None:
+    def _point(self, run: RunView) -> None:
         """Make this run the one ``resume`` finds for its key, once it holds what it continues."""
         if self._pointed or self.folder is None or self.state.get("count", 0) < self._must_cover:
             return
-        from .._resume import point_to
+        from ..store.resume import point_to
 
         point_to(self.state["key"], self.folder)
         self._pointed = True
         if run.earlier is not None:
             run.earlier.mark_resumed(self.folder)
 
-    def progress(self, run: Run, update: Update) -> None:
+    def progress(self, run: RunView, update: Update) -> None:
         if self.folder is None:
             return
         try:
@@ -117,7 +119,7 @@ class JournalSink:
                 with contextlib.suppress(Exception):
                     journal.write_state(self.folder, self.state)
 
-    def _write(self, run: Run, update: Update) -> None:
+    def _write(self, run: RunView, update: Update) -> None:
         """Append the new examples, then commit: ``self.state`` (and run.json) change only once all is on disk."""
         import copy
 
@@ -129,7 +131,7 @@ class JournalSink:
             name = scrub(metric)  # the journal names a metric as the server does: credentials redacted
             entry = series_state.get(name) or {"file": f"m{len(series_state)}", "size": 0, "dense_start": None}
             size = int(entry["size"])
-            source = update._series[metric]
+            source = update.series[metric]
             for start in range(size, hi, 1 << 16):
                 indices, values = source.read(start, min(start + (1 << 16), hi))
                 if size == 0:
@@ -165,18 +167,18 @@ class JournalSink:
         journal.write_state(folder, state)
         self.state, self._details_backlog = state, []
 
-    def _end_state(self, run: Run, state: dict[str, Any]) -> None:
+    def _end_state(self, run: RunView, state: dict[str, Any]) -> None:
         state["status"] = run.status
         state["error"] = None if run.error is None else scrub(f"{type(run.error).__name__}: {run.error}")[:2000]
 
-    def _drop_data(self, run: Run) -> None:
+    def _drop_data(self, run: RunView, where: Where) -> None:
         """A completed run reported to a server is there in full: its examples need not be kept here too.
 
         The journal keeps its ``run.json`` (status, count), so ``resume``
         sees a completed run and starts afresh. Stopped and failed runs keep
         everything: they may be resumed.
         """
-        if run.status != "completed" or self.folder is None or run.session_dir is not None:
+        if run.status != "completed" or self.folder is None or where.session_dir is not None:
             return  # in an offline session, the journal is how the examples are read without unpickling
         state = self.state
         try:
@@ -189,28 +191,33 @@ class JournalSink:
         except OSError:
             pass  # it only takes space
 
-    def _spill(self, index: int, name: str, text: str) -> bool:
+    def spill(self, index: int, name: str, text: str) -> bool:
+        """Write a detail too long to keep in memory to the journal now (secrets scrubbed); False when it
+        cannot be (the journal is not open, or the disk refused it): the run then keeps the text whole."""
         long = self._long
         if long is None:
             return False
         try:
+            text = self._scrub(text)
             long.write(json.dumps([index, name, text], ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
             long.flush()  # as durable as the journal: a crash keeps what was yielded
         except (OSError, ValueError):
             return False
         return True
 
-    def finish(self, run: Run, result: EvalResult) -> None:
-        if self._long is not None:
+    def finish(self, run: RunView, result: EvalResult, where: Where) -> None:
+        if where.reported:  # ClearML holds the whole run: what was kept for safety may go
+            self._drop_data(run, where)
+        long, self._long = self._long, None
+        if long is not None:
             with contextlib.suppress(OSError):
-                self._long.close()
-        run.spill = None
+                long.close()
         journal.release(self._lock_fd)
         self._lock_fd = None
         if run.earlier is not None:
             run.earlier.release()
 
-    def _warn(self, run: Run, exc: BaseException, starting: bool = False) -> None:
+    def _warn(self, run: RunView, exc: BaseException, starting: bool = False) -> None:
         if self._warned:
             return
         self._warned = True
@@ -278,7 +285,7 @@ def _detail_lines(entries: Sequence[Row | Block]) -> str:
     return "".join(out)
 
 
-def _shard_state(run: Run) -> dict[str, Any]:
+def _shard_state(run: RunView) -> dict[str, Any]:
     """A shard's place in its evaluation, for ``tracked merge``."""
     if run.shard is None:
         return {}

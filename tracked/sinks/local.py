@@ -15,14 +15,13 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._paths import tracked_root
-from .._secrets import scrub_frame
-from .._warn import warn
+from ..common.paths import tracked_root
+from ..common.secrets import scrub_frame
+from ..common.warn import warn
 
 if TYPE_CHECKING:
-    from .._live import Update
-    from .._result import EvalResult
-    from .._run import Run
+    from ..common.result import EvalResult
+    from ..recording.sink import RunView, Update, Where
 
 
 def _jsonable(value: Any) -> Any:
@@ -34,17 +33,18 @@ def _jsonable(value: Any) -> Any:
 
 
 class LocalSink:
-    """Saves the run to a local folder when an earlier sink reported a failure."""
+    """Saves the run to a local folder when an earlier sink reported a problem."""
 
-    def start(self, run: Run) -> None:
+    def start(self, run: RunView, where: Where) -> None:
         pass
 
-    def progress(self, run: Run, update: Update) -> None:
+    def progress(self, run: RunView, update: Update) -> None:
         pass
 
-    def finish(self, run: Run, result: EvalResult) -> None:
-        if not result._problems:
-            return
+    def finish(self, run: RunView, result: EvalResult, where: Where) -> Where | None:
+        if not where.problems:
+            return None
+        from ..recording.sink import Where
         from .console import summary_text
 
         safe = re.sub(r"[^\w.-]+", "_", run.name)[:80] or "run"
@@ -55,7 +55,7 @@ class LocalSink:
                 "name": run.name,
                 "status": run.status,
                 "error": None if run.error is None else f"{type(run.error).__name__}: {run.error}",
-                "problems": result._problems,
+                "problems": list(where.problems),
                 "metrics": {k: _jsonable(v) for k, v in result.items()},
             }
             (folder / "metrics.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
@@ -63,10 +63,10 @@ class LocalSink:
             scrub_frame(result.examples).to_pickle(folder / "examples.pkl")
         except Exception as exc:  # noqa: BLE001 - the last resort must not raise either
             warn(
-                f"{run.name}: {'; '.join(result._problems)}; saving the run locally to {folder} failed too "
+                f"{run.name}: {'; '.join(where.problems)}; saving the run locally to {folder} failed too "
                 f"({type(exc).__name__}: {exc}); the result is still returned",
                 stacklevel=2,
             )
-            return
-        result._saved_to = folder
-        warn(f"{run.name}: {'; '.join(result._problems)}; the evaluation went on and the run is saved in {folder}")
+            return None
+        warn(f"{run.name}: {'; '.join(where.problems)}; the evaluation went on and the run is saved in {folder}")
+        return Where(saved_to=folder)

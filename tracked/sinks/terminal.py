@@ -20,13 +20,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .._secrets import scrub
-from .console import format_value, say
+from ..common.secrets import scrub
+from ..common.text import say
+from .console import format_value
 
 if TYPE_CHECKING:
-    from .._live import Live, Update
-    from .._result import EvalResult
-    from .._run import Run
+    from ..common.result import EvalResult
+    from ..recording.live import Live
+    from ..recording.sink import RunView, Update, Where
 
 #: Metrics shown in the bar's text.
 SHOWN_METRICS = 3
@@ -72,7 +73,7 @@ class TerminalSink:
     def ticking(self) -> bool:
         return self.mode != "off"
 
-    def start(self, run: Run) -> None:
+    def start(self, run: RunView, where: Where) -> None:
         settings = run.settings
         if not settings.verbose or settings.progress == "off":
             return
@@ -90,7 +91,7 @@ class TerminalSink:
             if settings.progress == "on":
                 self._next_line = time.monotonic()
 
-    def _open_bar(self, run: Run, stream: TextIO) -> None:
+    def _open_bar(self, run: RunView, stream: TextIO) -> None:
         import importlib
 
         # In a notebook, tqdm.auto draws the widget (where ipywidgets is installed).
@@ -115,7 +116,7 @@ class TerminalSink:
                 self._err_guard = _LineGuard(stream, self.bar)
                 sys.stderr = self._err_guard
 
-    def tick(self, run: Run, live: Live) -> None:
+    def tick(self, run: RunView, live: Live) -> None:
         with self._lock:
             if self.mode == "bar" and self.bar is not None:
                 text = postfix(live.means())
@@ -126,7 +127,7 @@ class TerminalSink:
                 self._next_line = time.monotonic() + run.settings.status_interval
                 self._line(run, live)
 
-    def _line(self, run: Run, live: Live) -> None:
+    def _line(self, run: RunView, live: Live) -> None:
         from tqdm import tqdm
 
         total = run.expected
@@ -142,11 +143,11 @@ class TerminalSink:
         )
         say(scrub(line), sys.stderr)
 
-    def progress(self, run: Run, update: Update) -> None:
+    def progress(self, run: RunView, update: Update) -> None:
         if update.final:
             self.close()
 
-    def finish(self, run: Run, result: EvalResult) -> None:
+    def finish(self, run: RunView, result: EvalResult, where: Where) -> None:
         self.close()
 
     def close(self) -> None:

@@ -1,0 +1,156 @@
+"""The ``tracked`` command: look at offline sessions without a ClearML server.
+
+    tracked show RUN                 status, metrics, progress charts, first examples
+    tracked compare RUN... [--format table|markdown|csv|json] [--sort METRIC]
+    tracked compare A B --paired [--id-field FIELD] [--format ...]
+    tracked report RUN... -o report.html
+    tracked upload RUN...            send sessions to the configured ClearML server
+
+RUN is an offline session folder or its zip (globs are expanded). A RUN that
+cannot be read is one line on stderr; the others are still shown, and the
+exit code is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+from ..common.errors import SessionError
+from ..common.text import printable
+from ..store.compare import compare_frame, labels, paired_rows
+from ..store.runs import Problems, load_runs
+from .render import render_compare, render_paired, show
+
+if TYPE_CHECKING:
+    from ..store.session import Session
+
+EXIT_BAD_INPUT = 2
+
+
+class _Printable:
+    """A text stream that escapes control characters (see ``common.text.printable``)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def merged_to(
+    sessions: Sequence[Session], output: Path | None, id_field: str | None, problems: Problems, out: TextIO
+) -> None:
+    """``tracked merge``: the shards as one run (a new offline session, or a task with a server)."""
+    import shutil
+
+    from ..common.errors import MergeError
+    from ..scaleout.merge import merge
+
+    if output is not None and not output.parent.is_dir():
+        problems.add(f"not merged: {output.parent} is not a folder (-o)")
+        return
+    if problems.count:  # a shard that cannot be read: merging the rest would be a silently partial run
+        problems.add("not merged: every shard must be readable")
+        return
+    try:
+        result = merge(sessions, id_field=id_field, verbose=False)
+    except MergeError as exc:
+        problems.add(f"not merged: {exc}")
+        return
+    where = result.session_dir or result.task_id or result.saved_to
+    print(f"merged {len(sessions)} shards, {result['num_examples']:,} examples -> {where}", file=out)
+    if output is not None and result.session_dir is not None:
+        shutil.copyfile(f"{result.session_dir}.zip", output)
+        print(f"copied to {output}", file=out)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="tracked", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = top.add_subparsers(dest="command", required=True)
+    show_cmd = commands.add_parser("show", help="print one or more runs")
+    show_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    compare_cmd = commands.add_parser("compare", help="final metrics side by side, best marked")
+    compare_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    compare_cmd.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    compare_cmd.add_argument("--sort", metavar="METRIC", help="order runs by this metric, best first")
+    compare_cmd.add_argument(
+        "--paired", action="store_true", help="two runs: B − A over the examples both scored, with its p-value"
+    )
+    compare_cmd.add_argument("--id-field", default="id", help="the detail that pairs examples (default: id)")
+    report_cmd = commands.add_parser("report", help="one self-contained HTML file")
+    report_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    report_cmd.add_argument("-o", "--output", default="report.html", type=Path)
+    merge_cmd = commands.add_parser("merge", help="join the shards of an evaluation (shard=(i, n)) into one run")
+    merge_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    merge_cmd.add_argument("-o", "--output", type=Path, help="also copy the merged session's zip here")
+    merge_cmd.add_argument("--id-field", default=None, help="match examples by this field (default: shard order)")
+    upload_cmd = commands.add_parser("upload", help="send offline sessions to the configured ClearML server")
+    upload_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    return top
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a console that cannot show a character gets it escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    # Whatever a session holds, control characters are shown, not obeyed.
+    out = cast(TextIO, _Printable(out or sys.stdout))
+    problems = Problems(cast(TextIO, _Printable(err or sys.stderr)))
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "upload":
+            from .upload import upload
+
+            upload(args.runs, problems, out)
+            return EXIT_BAD_INPUT if problems.count else 0
+        sessions = load_runs(args.runs, problems, events=args.command != "merge")  # merge needs journals only
+        if args.command == "show":
+            for number, session in enumerate(sessions):
+                if number:
+                    print("\n" + "-" * 60 + "\n", file=out)
+                try:
+                    show(session, out)
+                except (BrokenPipeError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
+                    problems.add(f"{session.path}: cannot be shown ({type(exc).__name__}: {str(exc)[:200]})")
+        elif args.command == "compare" and args.paired:
+            if len(args.runs) > 2 or len(sessions) != 2:  # two RUNs, or one glob matching two
+                given = f"{len(args.runs)} given" if len(args.runs) > 2 else f"{len(sessions)} found"
+                raise SessionError(f"--paired compares exactly two runs, {given}")
+            out.write(
+                render_paired(sessions, paired_rows(sessions[0], sessions[1], id_field=args.id_field), args.format)
+            )
+        elif args.command == "compare" and sessions:
+            out.write(render_compare(compare_frame(sessions, args.sort), args.format))
+        elif args.command == "merge" and sessions:
+            merged_to(sessions, args.output, args.id_field, problems, out)
+        elif args.command == "report" and sessions:
+            from .report import write_report
+
+            write_report(sessions, labels(sessions), args.output)
+            print(f"report: {args.output.resolve()}", file=out)
+    except SessionError as exc:
+        problems.add(str(exc))
+    except BrokenPipeError:
+        # The reader went away (`tracked show ... | head`): stop quietly, as other commands do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        problems.add(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}")
+    return EXIT_BAD_INPUT if problems.count else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

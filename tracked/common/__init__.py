@@ -1,0 +1,1 @@
+"""Values, options, results and texts every layer uses; imports nothing of tracked above it."""

@@ -1,0 +1,325 @@
+"""Settings of one decorated evaluation: argument > environment variable > default.
+
+The environment is read when the evaluation is *called*, not when it is
+decorated, so code decorated at import time honours variables set later
+(a test, a notebook cell, a CI job).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, NamedTuple, TypedDict
+
+from .errors import SettingsError
+from .values import encodable
+
+ENV_PREFIX = "TRACKED_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+#: Longer than any evaluation; past it a timer cannot be set (and inf is no interval).
+_FOREVER_S = 10**7
+
+
+class Rule:
+    """How an option is checked when given to the decorator, and read from its environment variable.
+
+    The plain rule takes any value as given and reads the variable as text; the others refine it.
+    """
+
+    def check(self, name: str, value: Any) -> Any:
+        return value
+
+    def parse(self, name: str, raw: str) -> Any:
+        return self.check(name, raw)
+
+
+class _Flag(Rule):
+    def parse(self, name: str, raw: str) -> Any:
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise SettingsError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+class _MaybeFlag(_Flag):
+    """True, False, or None ("auto": decided when the run starts)."""
+
+    def parse(self, name: str, raw: str) -> Any:
+        return None if raw.strip().lower() in ("", "auto") else super().parse(name, raw)
+
+
+class _Seconds(Rule):
+    def check(self, name: str, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _FOREVER_S:
+            raise SettingsError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+        return value
+
+    def parse(self, name: str, raw: str) -> Any:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise SettingsError("expected a number") from None
+        return self.check(name, number if math.isfinite(number) else raw)
+
+
+class _Count(Rule):
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+
+    def check(self, name: str, value: Any) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool) or value < self.minimum:
+            kind = "positive" if self.minimum else "non-negative"
+            raise SettingsError(f"{name} must be a {kind} integer, got {value!r}")
+        return value
+
+    def parse(self, name: str, raw: str) -> Any:
+        try:
+            number = int(raw)
+        except ValueError:
+            raise SettingsError("expected a number") from None
+        return self.check(name, number)
+
+
+class _Names(Rule):
+    """Field names: a list (or one name) given, comma-separated in the environment."""
+
+    def check(self, name: str, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, (list, tuple, set, frozenset)) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"{name} must be a list of field names, got {value!r}")
+        return tuple(value)
+
+    def parse(self, name: str, raw: str) -> Any:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+_PROGRESS = {"auto": "auto", "on": "on", "off": "off", **dict.fromkeys(_TRUE, "on"), **dict.fromkeys(_FALSE, "off")}
+
+
+class _Progress(Rule):
+
+    def check(self, name: str, value: Any) -> Any:
+        word = str(value).strip().lower() if not isinstance(value, bool) else ("on" if value else "off")
+        if word not in _PROGRESS:
+            raise SettingsError(f"{name}={value!r}: expected auto, on or off")
+        return _PROGRESS[word]
+
+
+class _Shard(Rule):
+    def check(self, name: str, value: Any) -> Any:
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            value = f"{value[0]}/{value[1]}"
+        text = str(value).strip().lower()
+        if text == "slurm":
+            return text
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise SettingsError(f"shard must be (index, count), 'INDEX/COUNT' or 'slurm', got {value!r}") from None
+        if not 0 <= index < count:
+            raise SettingsError(f"shard {index}/{count}: the index must be at least 0 and below the count")
+        return f"{index}/{count}"
+
+    def parse(self, name: str, raw: str) -> Any:
+        return self.check(name, raw) if raw.strip() else ""
+
+
+Seconds, Count, NonNegative, Progress, Shard = _Seconds(), _Count(1), _Count(0), _Progress(), _Shard()
+
+
+class Settings(NamedTuple):
+    """Everything a run needs to know; one immutable object instead of loose kwargs.
+
+    (A NamedTuple rather than a dataclass: dataclasses imports inspect,
+    which would double the cost of ``import tracked``.)
+
+    Each field can also be set with the environment variable ``TRACKED_<FIELD>``
+    (``TRACKED_PROJECT``, ``TRACKED_OFFLINE``, ...); an argument to
+    ``@tracked_eval(...)`` wins over the environment.
+
+    This class is the one definition of the options: the decorator's
+    arguments (``Options`` below, checked against it by the tests), their
+    checks and environment variables (each field's type, and its ``Rule``
+    where the type alone does not say enough) and the documentation's
+    options table (generated from the fields and their docstrings).
+    """
+
+    enabled: bool = True
+    """False (``TRACKED_ENABLED=0``): nothing is recorded, streamed or printed; the call still returns the
+    same kind of result (an ``EvalResult`` of what was counted)."""
+    project: str = "tracked"
+    """ClearML project of a task that tracked creates."""
+    task_name: str | None = None
+    """ClearML task name; default: the function's qualified name."""
+    offline: bool | None = None
+    """None: offline exactly when no ClearML server is configured."""
+    progress_title: str = "Training Progress"
+    """Title of the per-example progress chart (SCALARS)."""
+    table_title: str = "Final Metrics"
+    """Title of the final-metrics table (PLOTS)."""
+    default_metric: str = "score"
+    """Series name for items yielded as bare numbers."""
+    lazy: bool = False
+    """A decorated generator is returned unstarted; the caller iterates it."""
+    model_arg: str = "model"
+    """Parameter whose argument is the model (size reported as model_size_bytes)."""
+    dataset_arg: str = "dataset"
+    """Parameter whose argument is the dataset (its len() is dataset_num_eval)."""
+    max_points: Annotated[int, Count] = 5000
+    """At most this many points per progress series; beyond it, each point is the mean of a contiguous range of
+    examples.
+    """
+    console_examples: Annotated[int, NonNegative] = 3
+    """How many examples (with their details) the console summary shows."""
+    verbose: bool = True
+    """Print the summary and the offline-session location to stdout."""
+    server_timeout: Annotated[float, Seconds] = 5.0
+    """Seconds to wait for a configured ClearML server before falling back to an offline session (ClearML itself
+    would retry for hours).
+    """
+    progress: Annotated[str, Progress] = "auto"
+    """Progress display while the run goes: "auto" (a bar on a terminal or in a notebook, plain status lines
+    elsewhere; only for runs longer than a couple of seconds), "on" (from the first example), "off".
+    """
+    status_interval: Annotated[float, Seconds] = 30.0
+    """Seconds between two plain status lines where output is not a terminal."""
+    flush_interval: Annotated[float, Seconds] = 3.0
+    """Seconds between two flushes of the run while it goes: the chart streamed to ClearML, the examples made
+    durable on disk (lost at most, on a crash).
+    """
+    resume: bool = False
+    """Continue the previous run of the same evaluation if it did not complete."""
+    max_metrics: Annotated[int, Count] = 1000
+    """Distinct metric names at most; later new names are kept as details (a metric per example id would take
+    memory N x N).
+    """
+    metrics: tuple[str, ...] = ()
+    """Fields that are metrics (averaged); when given, every other field is a detail."""
+    details: tuple[str, ...] = ()
+    """Fields that are details (kept as text) even when numeric: labels, classes, ids."""
+    distributed: bool = True
+    """Under torch.distributed, gather every rank's examples into one run (reported by rank 0)."""
+    gather_timeout: Annotated[float, Seconds] = 600.0
+    """Seconds the ranks wait for each other when the call ends, before failing with a clear error."""
+    id_field: str = ""
+    """A detail (or metric) identifying each example: the global order of gathered ranks and merged shards, and
+    duplicates (DistributedSampler's padding) counted once. "" for none.
+    """
+    shard: Annotated[str, Shard] = ""
+    """This run is one shard of an evaluation run apart (Slurm arrays, Ray tasks): "INDEX/COUNT", as
+    ``shard=(index, count)``, or "slurm" (SLURM_ARRAY_TASK_ID and _COUNT); ``tracked merge`` joins them.
+    """
+    cluster_by: str = ""
+    """A detail (or metric) whose value groups related examples (a passage id): standard errors and confidence
+    intervals are then the clustered ones. "" for none.
+    """
+    group_by: str = ""
+    """A detail (or metric) to break the statistics down by (a subject, a language). "" for none."""
+
+
+FIELDS: tuple[str, ...] = Settings._fields
+#: A field's rule where its type says it all (``Annotated`` fields name theirs).
+_BY_TYPE: dict[Any, Rule] = {bool: _Flag(), bool | None: _MaybeFlag(), tuple[str, ...]: _Names()}
+
+
+@functools.cache
+def rules() -> dict[str, Rule]:
+    """Each option's rule, read from ``Settings``' annotations (once: they are evaluated here)."""
+    import typing
+
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    found: dict[str, Rule] = {}
+    for name in FIELDS:
+        hint = hints[name]
+        extra = getattr(hint, "__metadata__", ())
+        found[name] = extra[0] if extra else _BY_TYPE.get(hint, Rule())
+    return found
+
+
+class Options(TypedDict, total=False):
+    """The decorator's keyword arguments, as a type checker sees them: the fields of ``Settings`` (with the
+    forms each also accepts), ``None`` meaning "not given". ``lazy`` is typed by the decorator itself."""
+
+    enabled: bool | None
+    project: str | None
+    task_name: str | None
+    offline: bool | None
+    progress_title: str | None
+    table_title: str | None
+    default_metric: str | None
+    model_arg: str | None
+    dataset_arg: str | None
+    max_points: int | None
+    console_examples: int | None
+    verbose: bool | None
+    server_timeout: float | None
+    progress: str | bool | None
+    status_interval: float | None
+    flush_interval: float | None
+    resume: bool | None
+    max_metrics: int | None
+    metrics: Sequence[str] | None
+    details: Sequence[str] | None
+    distributed: bool | None
+    gather_timeout: float | None
+    id_field: str | None
+    shard: tuple[int, int] | str | None
+    cluster_by: str | None
+    group_by: str | None
+
+
+def shard_of(settings: Settings) -> tuple[int, int] | None:
+    """(index, count) of a sharded run, or None; "slurm" reads the array job's environment."""
+    if not settings.shard:
+        return None
+    if settings.shard == "slurm":
+        try:
+            first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+            return int(os.environ["SLURM_ARRAY_TASK_ID"]) - first, int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+        except (KeyError, ValueError):
+            return None
+    index, count = settings.shard.split("/")
+    return int(index), int(count)
+
+
+def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate decorator arguments once, when the decorator is applied (no I/O)."""
+    unknown = sorted(set(options) - set(FIELDS))
+    if unknown:
+        raise TypeError(f"tracked_eval() got unknown option(s): {', '.join(unknown)}")
+    checks = rules()
+    return {name: checks[name].check(name, value) for name, value in options.items() if value is not None}
+
+
+def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """Settings for one call, and the problems met in the environment.
+
+    A bad environment variable must not break the user's evaluation: it is
+    reported (by the caller, as a warning) and the default is used instead.
+    """
+    env = os.environ if environ is None else environ
+    checks = rules()
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in FIELDS:
+        if name in given:
+            values[name] = given[name]
+            continue
+        variable = ENV_PREFIX + name.upper()
+        raw = env.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[name] = checks[name].parse(name, raw)
+        except SettingsError as exc:
+            problems.append(f"{variable}={raw!r}: {exc}; using the default")
+    for name in ("project", "task_name"):  # a lone surrogate (a file name decoded with surrogateescape) as its escape:
+        if isinstance(values.get(name), str):  # ClearML could not create the task, nor tracked save the run
+            values[name] = encodable(values[name])
+    return Settings(**values), problems

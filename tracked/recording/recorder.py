@@ -1,0 +1,334 @@
+"""Taking a run's examples in: the evaluation's hot path.
+
+A million examples must cost about a second in all, so recording one only
+appends floats to compact arrays (``storage``) and, for examples with text
+fields, one row of details (``details``); a batch (``tracked.batch``) is
+stored a column at a time. Values that cannot be recorded are skipped with
+one warning per field, never raised: an hours-long evaluation must not die
+at example 900,000 over one value. ``Run`` (``run.py``) adds the call
+around it: its sinks, its clock and its end.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..common.options import Settings
+from ..common.values import InvalidValue, as_detail, as_number, is_number_like, is_scalar_tensor
+from ..common.warn import warn
+from . import batch as _batch
+from .batch import batch
+from .details import Block, Details
+from .storage import Series
+
+#: The last word of a field name that makes it a detail, not a metric, even when its values are numbers.
+LABEL_WORDS = frozenset((
+    "id", "ids", "idx", "index", "indices", "indexes", "uid", "uuid", "key", "keys", "label", "labels", "class",
+    "classes", "cls", "category", "categories", "target", "targets", "gold", "pred", "preds", "prediction",
+    "predictions", "predicted", "answer", "answers", "reference", "references", "ref", "refs",
+))  # fmt: skip
+
+
+def is_metric(name: str, settings: Settings) -> bool:
+    """Whether a numeric field is averaged: named in ``metrics`` (when given), not named in ``details``,
+    and not called like an id, a label, a class or a prediction (``question_id``, ``label``, ``y_pred``)."""
+    if name in settings.details:
+        return False
+    if settings.metrics:
+        return name in settings.metrics
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)  # camelCase: sampleID, questionId
+    words = [w for w in re.split(r"[^0-9a-z]+", spaced.lower()) if w]
+    if not words:
+        return True
+    return words[-1] not in LABEL_WORDS and words not in (["y", "true"], ["y", "pred"], ["y", "hat"], ["y"])
+
+
+#: Characters of a detail kept in memory; a longer one goes to the journal at once (memory stays bounded).
+LONG_DETAIL = 4096
+#: The detail holding, per example, the metrics named past ``max_metrics`` (``name=value; ...``).
+MORE_METRICS = "(more metrics)"
+
+
+class Recorder:
+    """The examples of one call, as they are yielded: per-metric series, details, skipped values."""
+
+    def __init__(self, settings: Settings, name: str, spill: Callable[[int, str, str], bool] | None = None) -> None:
+        self.settings = settings
+        self.name = name
+        self.count = 0
+        self.series: dict[str, Series] = {}
+        #: (example index, field -> text) for examples that have details.
+        self.details = Details()
+        #: field (None: the whole item) -> (number of values skipped, first message).
+        self.skipped: dict[str | None, tuple[int, str]] = {}
+        #: Writes a long detail to disk at once (the journal's); False when it could not.
+        self.spill = spill
+        #: Fields found to be details (labels, ids, or not among ``metrics``), however numeric.
+        self._details_only: set[str] = set()
+        #: Metrics a batch has filled (their integers were looked at once).
+        self._batched: set[str] = set()
+        self._warned_label = False
+        self._warned_names = False
+        #: Set once the run ends: examples yielded after that are not taken.
+        self._sealed = False
+        self.halted = False  # ended by the exit hook or a signal: the process is going
+        import threading  # (at the first run, not at ``import tracked``)
+
+        self._owner = threading.current_thread()
+
+    def add(self, item: Any) -> None:
+        """Record one yielded example (index = number of examples before it)."""
+        if self._sealed:  # the run was ended (an exit hook, a signal) while the evaluation went on
+            if self.halted:  # the process is ending: a thread spinning here must not starve the end's writing
+                time.sleep(0.05)
+            return
+        index = self.count
+        if type(item) is float:
+            self.count = index + 1
+            series = self.series.get(self.settings.default_metric)
+            if series is not None:  # the common case, inlined
+                series.append(index, item)
+            else:
+                self._add_value(index, None, self.settings.default_metric, item)
+        elif type(item) is batch:  # counts its own examples, once they are all in place
+            self._add_batch(index, item)
+        elif isinstance(item, Mapping):
+            self.count = index + 1
+            self._add_mapping(index, item)
+        else:
+            self.count = index + 1
+            self._add_value(index, None, self.settings.default_metric, item)
+
+    def _series(self, name: str, index: int) -> Series | None:
+        """The metric's series; None for a field that is a detail (a label, an id; see ``is_metric``)
+        and once ``max_metrics`` names are taken (the value is then a detail)."""
+        series = self.series.get(name)
+        if series is None:
+            if name in self._details_only:
+                return None
+            if name != self.settings.default_metric and not is_metric(name, self.settings):
+                self._details_only.add(name)
+                return None
+            if len(self.series) >= self.settings.max_metrics:
+                self._too_many(index, name)
+                return None
+            series = self.series[name] = Series(index)
+        return series
+
+    def _too_many(self, index: int, name: str) -> None:
+        # ``{example_id: score}`` makes a metric per example: N x N memory. Past the limit, names are details.
+        if not self._warned_names:
+            self._warned_names = True
+            warn(
+                f"{self.name}: example {index} has a metric {name!r} beyond the first {self.settings.max_metrics} "
+                "metric names; further new names are kept as details, not metrics (option max_metrics)",
+                stacklevel=5,
+            )
+
+    def _metric(self, name: str, index: int, value: float) -> bool:
+        series = self._series(name, index)
+        if series is None:
+            return False
+        series.append(index, value)
+        return True
+
+    def _add_mapping(self, index: int, item: Mapping[Any, Any]) -> None:
+        details: dict[str, str] | None = None
+        known = self.series
+        for key, value in item.items():
+            if type(value) is float and type(key) is str:  # the common case, inlined: no call but the append
+                series = known.get(key)
+                if series is not None:
+                    series.append(index, value)
+                    continue
+            if value is None:  # this example has no such metric
+                continue
+            name = key if type(key) is str else str(key)
+            if self._add_value(index, name, name, value) is False:  # text, or no room for another metric
+                if details is None:
+                    details = {}
+                if (
+                    name in self.series
+                    or name in self._details_only
+                    or not self._warned_names
+                    or not is_number_like(value)
+                ):
+                    text = as_detail(value)
+                    details[name] = text if len(text) <= LONG_DETAIL else self._long(index, name, text)
+                else:  # a metric name past max_metrics: one column for all of them, not one per name
+                    extra = details.get(MORE_METRICS)
+                    details[MORE_METRICS] = f"{extra}; {name}={value}" if extra else f"{name}={value}"
+        if details:
+            self.details.append(index, details)
+
+    def _add_batch(self, first: int, item: batch) -> None:
+        """Many examples at once: each column is stored in one step; the count grows last, so the live
+        thread never takes part of a batch."""
+        try:
+            columns = _batch.columns_of(item)
+        except _batch.BadBatch as exc:
+            count, message = self.skipped.get("(batch)", (0, ""))
+            if not count:
+                message = f"{self.name}: the batch yielded at example {first} is skipped: {exc}"
+                warn(f"{message} (further bad batches are counted, not repeated)", stacklevel=5)
+            self.skipped["(batch)"] = (count + 1, message)
+            return
+        n = columns.n
+        if not n:  # an empty batch (a mask that kept nothing): no examples, and no metric named by it
+            return
+        texts: dict[str, list[str | None]] = {}
+        more: list[str] = []  # metric names past max_metrics: one column for all of them, as single yields
+        for name, values in columns.numbers.items():
+            present = columns.present.get(name)
+            series = self._series(name, first)
+            if series is None and name not in self._details_only:
+                more.append(name)
+                continue
+            if series is None:  # a label, an id: details, written as single yields write them
+                texts[name] = _batch.as_texts(columns.originals.get(name, values), n, present)
+                columns.texts.pop(name, None)  # a list's text values: in that column already
+                continue
+            if name in columns.first_ints and name not in self._batched:
+                self._label_averaged(first, name, columns.first_ints[name])
+            self._batched.add(name)
+            if present is None:
+                series.put(range(first, first + n), values)
+            else:
+                series.put(present.nonzero()[0] + first, values[present])
+        if more:
+            texts[MORE_METRICS] = self._more_metrics(more, columns, n)
+        for name, column in columns.texts.items():  # long ones are dealt with off the hot path: see ``settle``
+            texts[name if name not in texts else f"{name} (detail)"] = column
+        for name, position, why in columns.skipped:
+            if name not in texts or name in self.series:
+                self._skip(first + position, name, why)
+        if texts:
+            if len(texts) > 1:  # in the batch's field order, as the examples' fields are
+                order = {name: k for k, name in enumerate(map(str, item.fields))}
+                texts = dict(
+                    sorted(texts.items(), key=lambda kv: order.get(kv[0].removesuffix(" (detail)"), len(order)))
+                )
+            self.details.add_block(Block(first, n, texts))
+        self.count = first + n
+
+    @staticmethod
+    def _more_metrics(names: list[str], columns: _batch.Columns, n: int) -> list[str | None]:
+        """``name=value; ...`` per example for metric names past ``max_metrics`` (rare: a run naming a
+        metric per example); the values as single yields write them."""
+        parts = [
+            _batch.as_texts(columns.originals.get(k, columns.numbers[k]), n, columns.present.get(k)) for k in names
+        ]
+        rows = [
+            "; ".join(f"{k}={t}" for k, t in zip(names, texts, strict=True) if t is not None)
+            for texts in zip(*parts, strict=True)
+        ]
+        return [row or None for row in rows]
+
+    def settle(self, block: Block) -> Block:
+        """A batch's texts as single yields would have left them: values that are not text as text, and
+        texts past ``LONG_DETAIL`` written whole to the journal with a marked preview kept. Done by the
+        live thread as it takes the block (or at the end), never in the evaluation's hot path."""
+        columns = dict(block.columns)
+        for name, texts in block.columns.items():
+            if not set(map(type, texts)) <= {str, type(None)}:
+                texts = columns[name] = [t if t is None or type(t) is str else _shown(t) for t in texts]
+            if max(map(len, filter(None, texts)), default=0) > LONG_DETAIL:
+                columns[name] = [
+                    t if t is None or len(t) <= LONG_DETAIL else self._long(block.start + j, name, t)
+                    for j, t in enumerate(texts)
+                ]
+        return Block(block.start, block.n, columns, settled=True)
+
+    def _long(self, index: int, name: str, text: str) -> str:
+        """A detail too long to keep in memory: written to the journal now, a marked preview kept."""
+        from ..store.journal import LONG_DETAILS  # numpy: not at import tracked
+
+        if self.spill is None or not self.spill(index, name, text):
+            return text  # nowhere to put it: kept whole rather than lost
+        return f"{text[:LONG_DETAIL]}… [{len(text):,} characters in all; the full text is in {LONG_DETAILS}]"
+
+    def _add_value(self, index: int, field: str | None, name: str, value: Any) -> bool:
+        """Record a value that is not a plain float; False when it is a field's detail (not numeric, or no room)."""
+        if is_scalar_tensor(value):
+            series = self._series(name, index)
+            if series is None:
+                return field is None
+            series.defer(index, value)
+            return True
+        try:
+            number = as_number(value)
+        except InvalidValue as exc:
+            self._skip(index, field, str(exc))
+            return True
+        if number is not None:
+            if type(value) is int and not 0 <= value <= 1 and name not in self.series:
+                self._label_averaged(index, name, value)
+            return self._metric(name, index, number) or field is None
+        if field is not None:
+            return False
+        self._skip(index, None, f"{type(value).__name__} is neither a number nor a mapping of metric -> number")
+        return True
+
+    def _label_averaged(self, index: int, name: str, value: int) -> None:
+        """An integer such as 7 in a field not named as a metric may be a class label: say so, once."""
+        if self._warned_label or self.settings.metrics or not is_metric(name, self.settings):
+            return
+        self._warned_label = True
+        warn(
+            f"{self.name}: example {index}, field {name!r} holds an integer ({value}) and is averaged as a metric; "
+            f"if it is a label, a class or an id, name it in details=[{name!r}] (or list the metrics: metrics=[...])",
+            stacklevel=6,
+        )
+
+    def _skip(self, index: int, field: str | None, message: str) -> None:
+        # Invalid values are skipped with a warning rather than raised: an
+        # hours-long evaluation must not die at example 900,000 over one value.
+        count, first = self.skipped.get(field, (0, ""))
+        if count == 0:
+            where = f"example {index}" if field is None else f"example {index}, field {field!r}"
+            first = f"{self.name}: {where}: {message}; value skipped"
+            warn(f"{first} (further problems with this field are counted, not repeated)", stacklevel=5)
+        self.skipped[field] = (count + 1, first)
+
+    def adding(self) -> bool:
+        """Whether the evaluation's thread is, right now, halfway through recording an example."""
+        import sys
+
+        frame = sys._current_frames().get(self._owner.ident or -1) if self._owner.is_alive() else None
+        adding = False
+        while frame is not None:
+            if frame.f_code is _BATCHING:  # a batch is not counted until it is whole: the count is exact
+                return False
+            adding = adding or frame.f_code in _ADDING
+            frame = frame.f_back
+        return adding
+
+
+def _shown(value: Any) -> str:
+    """A value in a batch's text column, as text (by the live thread): one whose ``repr`` fails is named,
+    never the reason the journal stops."""
+    try:
+        return as_detail(value)
+    except Exception as exc:  # noqa: BLE001 - the user's object; a single yield of it raises at the yield
+        return f"<{type(value).__name__} that cannot be shown: {type(exc).__name__}: {exc}>"
+
+
+#: The code of recording an example: a thread inside it is halfway through one.
+_ADDING = frozenset(
+    f.__code__
+    for f in (
+        Recorder.add,
+        Recorder._add_mapping,
+        Recorder._add_value,
+        Recorder._metric,
+        Recorder._series,
+        Recorder._skip,
+        Series.append,
+        Series.defer,
+    )
+)
+#: The code of recording a batch: the count is exact meanwhile (it grows once the batch is whole).
+_BATCHING = Recorder._add_batch.__code__

@@ -1,0 +1,1 @@
+"""One run out of many parts: combined ranks, merged shards, torch.distributed."""

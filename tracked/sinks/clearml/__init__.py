@@ -1,0 +1,1 @@
+"""The ClearML sink: the task, the streamed chart, the final report."""

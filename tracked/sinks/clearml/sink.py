@@ -1,0 +1,186 @@
+"""The ClearML sink: one task per run (or the running one).
+
+The progress chart is streamed while the run goes (every
+``flush_interval``): with a server, through ClearML's reporter, so it grows
+in the web UI; offline, appended to the session's ``metrics.jsonl`` in
+ClearML's own event format (``stream``). Final metrics, the tables, the
+examples artifact and the summary are reported when the run ends
+(``report``); the task itself is made or joined in ``task``.
+
+ClearML is imported when the first run starts, not at ``import tracked``
+(it takes most of a second). Every ClearML call is guarded: a failure here
+is returned as a problem (the local sink then saves the run and gives the
+one warning), and the evaluation's result is returned all the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...common.secrets import scrub
+from ...common.values import encodable
+from ...recording.sink import Where
+from .process import guarded_stdout, quiet_dependencies, restore
+from .report import TABLE_SERIES, log_metrics, report_statistics, save_examples, save_long_details
+from .stream import RUNNING_MEAN, OfflineScalars, scalar_reporter
+from .task import Shared, deadline, join, leave, never_wait_at_exit
+
+if TYPE_CHECKING:
+    from clearml import Task
+
+    from ...common.result import EvalResult
+    from ...recording.sink import RunView, Update
+
+
+class ClearMLSink:
+    """Opens (or joins) the ClearML task at the start of a run, reports and releases it at the end."""
+
+    def __init__(self) -> None:
+        self.task: Task | None = None
+        self.shared: Shared | None = None
+        self.problems: list[str] = []
+        #: "" for the first run in a task; the run's (unique) name for runs that overlap it.
+        self.prefix = ""
+        #: The offline session folder, when the task is offline.
+        self.session_dir: Path | None = None
+        #: The whole run is in ClearML (final metrics, examples), as far as ClearML said.
+        self.reported = False
+        self._offline: OfflineScalars | None = None
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        # No warning here: the local sink gives one, saying also where the run went.
+        # A step that fails at every flush is one problem, not one per flush.
+        head = f"ClearML {what} failed"
+        if not any(problem.startswith(head) for problem in self.problems):
+            self.problems.append(f"{head} ({type(exc).__name__}: {exc})")
+
+    def _where(self) -> Where:
+        return Where(
+            task_id=None if self.task is None else str(self.task.id),
+            session_dir=self.session_dir,
+            prefix=self.prefix,
+            problems=tuple(self.problems),
+            reported=self.reported and not self.problems,
+        )
+
+    def start(self, run: RunView, where: Where) -> Where | None:
+        from clearml import Task
+
+        try:
+            with quiet_dependencies():
+                self.shared, self.prefix = shared, _ = join(run.settings, run.name)
+                self.task = task = shared.task
+                folder = task.get_offline_mode_folder() if Task.is_offline() else None
+        except Exception as exc:  # noqa: BLE001 - ClearML must never break the evaluation
+            self.task = None
+            self._fail("task creation", exc)
+            return None
+        if folder is not None:
+            self.session_dir = Path(folder)
+            self._offline = OfflineScalars(self.session_dir, str(task.id), run.settings.progress_title)
+        return Where(task_id=str(task.id), session_dir=self.session_dir, prefix=self.prefix)
+
+    def name(self, metric: str) -> str:
+        """A metric's name on the server: prefixed, credentials redacted, a lone surrogate escaped."""
+        return encodable(scrub(f"{self.prefix}/{metric}" if self.prefix else metric))
+
+    def finish(self, run: RunView, result: EvalResult, where: Where) -> Where:
+        with quiet_dependencies():
+            if self._offline is not None or self.task is None:
+                self._finish(run, result, where)
+                return self._where()
+            # With a server, ClearML waits for every answer (for ever, if the server stalls): the
+            # report runs in a thread of its own, and the result does not wait past the deadline.
+            seconds = deadline(run.settings)
+            worker = threading.Thread(
+                target=self._finish, args=(run, result, where), name="tracked-report", daemon=True
+            )
+            worker.start()
+            worker.join(seconds)
+            if worker.is_alive():
+                self.reported = False  # the report may still finish: the journal keeps its copy all the same
+                self._fail("reporting to the server", TimeoutError(f"no answer within {seconds:g} s"))
+                never_wait_at_exit(self.task)
+            return self._where()
+
+    def _finish(self, run: RunView, result: EvalResult, where: Where) -> None:
+        task, shared = self.task, self.shared
+        if task is None or shared is None:
+            return
+        from ..console import summary_text
+
+        series = self.prefix or TABLE_SERIES
+        try:
+            logger = task.get_logger()
+            named = {self.name(metric): value for metric, value in result.items()}
+            log_metrics(logger, named, run.settings.table_title, series=series)
+            report_statistics(logger, run, result, self.name, series)
+            if not run.halted:  # ending with the process (exit, signal): the examples are in the journal already
+                save_examples(task, result, self.name)
+                if self._offline is None:  # offline, the session's journal holds the long details
+                    save_long_details(task, where.journal_dir, self.name)
+            logger.report_text(summary_text(run, result), print_console=False)
+            if run.call.params:
+                # Typed as ``Task.connect`` records them (int, float, bool, str): the values are text (redacted,
+                # shortened), so the types go beside them.
+                types = run.call.param_types
+                task.update_parameters(
+                    {f"Args/{self.name(k)}": v for k, v in run.call.params.items()},
+                    **{"__parameters_types": {f"Args/{self.name(k)}": types.get(k, "str") for k in run.call.params}},
+                )
+            task.set_user_properties(**{self.name("tracked_status"): run.status})
+            logger.flush(wait=True)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("reporting", exc)
+        self.reported = not self.problems
+        if leave(shared, self.prefix or run.name) and shared.created:
+            self._close(shared, run)
+
+    def progress(self, run: RunView, update: Update) -> None:
+        """Stream the new chart points: the chart grows while the run goes."""
+        task = self.task
+        if task is None or not update.points:
+            return
+        try:
+            offline = self._offline
+            logger = task.get_logger() if offline is None else None
+            report = scalar_reporter(task, logger) if logger is not None else None
+            title = run.settings.progress_title
+            for metric, (iterations, values, mean_iterations, means) in update.points.items():
+                times = update.times.get(metric)
+                for series_name, xs, ys, ts in (
+                    (self.name(metric), iterations, values, None if times is None else times[0]),
+                    (
+                        self.name(RUNNING_MEAN.format(metric=metric)),
+                        mean_iterations,
+                        means,
+                        None if times is None else times[1],
+                    ),
+                ):
+                    # Each point stamped with when its example was scored (ClearML's wall-time axis), in ms.
+                    stamps = [int(update.time * 1000)] * len(xs) if ts is None else (ts * 1000).astype(int).tolist()
+                    if offline is not None:
+                        offline.write(series_name, xs.tolist(), ys.tolist(), stamps)
+                    elif report is not None:
+                        for iteration, value, stamp in zip(xs.tolist(), ys.tolist(), stamps, strict=True):
+                            report(title, series_name, value, iteration, stamp)
+            if logger is not None and not update.final:
+                logger.flush()  # hand the points to ClearML's sender now, not at its next period
+        except Exception as exc:  # noqa: BLE001
+            self._fail("streaming the progress chart", exc)
+
+    def _close(self, shared: Shared, run: RunView) -> None:
+        task = shared.task
+        try:
+            with guarded_stdout(quiet=not run.settings.verbose):
+                task.close()
+            if run.status == "failed":
+                task.mark_failed(status_reason=f"{type(run.error).__name__}: {run.error}"[:200], force=True)
+            elif run.status == "stopped":
+                task.mark_stopped(force=True)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("closing the task", exc)
+        finally:
+            restore(shared.offline_before, shared.environ_before)

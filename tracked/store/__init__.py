@@ -1,0 +1,1 @@
+"""What is on disk: the journal format, offline sessions, resume, and sessions compared."""

@@ -1,0 +1,314 @@
+"""Read an offline ClearML session back: the one place that parses session files.
+
+A session is a folder ``<cache>/offline/<task-id>/`` (or its ``.zip``) with
+``task.json``, ``metrics.jsonl`` and ``log.jsonl``. Each line of the jsonl
+files is a JSON array: one batch of events as ClearML flushed it. tracked
+adds the run's journal (``tracked/0/``, see ``tracked/_journal.py``): it
+tells a run still going from one whose process died (``interrupted``), and
+holds the examples recorded so far.
+
+    >>> s = read_session(result.session_dir)
+    >>> s.single_values["token_recall"], s.scalars["Training Progress"]["token_recall"][:3]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ..common.errors import SessionError
+from .session_files import MAX_LINE_BYTES, ZipSource, events, open_files, read_limit
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .journal import Journal
+
+#: ClearML marks single values with this iteration, under the metric "Summary".
+SINGLE_VALUE_ITER = -(2**31)
+SINGLE_VALUE_METRIC = "Summary"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table reported with ``Logger.report_table``, as ClearML stored it."""
+
+    title: str
+    series: str
+    header: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass
+class Session:
+    """What an offline session holds, parsed once."""
+
+    path: Path
+    task: dict[str, Any]
+    #: title -> series -> [(iteration, value)], in reported order.
+    scalars: dict[str, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)
+    #: name -> value (``Logger.report_single_value``).
+    single_values: dict[str, float] = field(default_factory=dict)
+    #: title -> table (the last one reported under that title).
+    tables: dict[str, Table] = field(default_factory=dict)
+    #: Console text (``report_text`` and captured output), one message per line group.
+    console: str = ""
+    #: Lines that could not be parsed (a truncated file, a crash mid-write).
+    problems: list[str] = field(default_factory=list)
+    #: The run's journal (status while it goes, examples recorded so far), when tracked wrote one.
+    journal: Journal | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.task.get("id", self.path.name))
+
+    @property
+    def name(self) -> str:
+        return str(self.task.get("name", ""))
+
+    @property
+    def project(self) -> str:
+        return str(self.task.get("project_name", ""))
+
+    @property
+    def status(self) -> str:
+        """completed, failed, stopped, running, or interrupted (its process died); 'unknown' for other sessions."""
+        if self.journal is not None:
+            return self.journal.status
+        props = self.task.get("hyperparams", {}).get("properties", {})
+        return str(props.get("tracked_status", {}).get("value", "unknown"))
+
+    @property
+    def error(self) -> str:
+        """Why a failed run failed (its exception, as the journal recorded it), or ""."""
+        if self.journal is not None and self.journal.state.get("error"):
+            return str(self.journal.state["error"])
+        props = self.task.get("hyperparams", {}).get("properties", {})
+        return str(props.get("tracked_error", {}).get("value", ""))
+
+    @property
+    def num_examples(self) -> int | None:
+        """Examples recorded so far (all of them once the run ended), when tracked wrote a journal."""
+        return None if self.journal is None else self.journal.count
+
+    def examples(self) -> pd.DataFrame:
+        """The examples recorded in the journal (scores and details), one row per example; empty without one."""
+        import numpy as np
+        import pandas as pd
+
+        from ..common.values import encodable
+
+        journal = self.journal
+        if journal is None:
+            empty: pd.DataFrame = pd.DataFrame()
+            return empty
+        count = journal.count
+        columns: dict[str, Any] = {}
+        for name, (indices, values) in journal.series.items():
+            column = np.full(count, np.nan)
+            keep = indices < count
+            column[indices[keep]] = values[keep]
+            columns[encodable(name)] = column
+        frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(count, name="index"))
+        first: dict[int, dict[str, str]] = {}  # a hostile journal may repeat an example: its first details count
+        for i, d in journal.details:
+            if 0 <= i < count:
+                first.setdefault(i, d)
+        details = list(first.items())
+        if details:
+            records = [d for _, d in details]
+            try:
+                extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
+            except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped
+                records = [{encodable(k): encodable(v) for k, v in d.items()} for d in records]
+                extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
+            extra = extra.reindex(range(count))
+            for name in extra.columns:
+                frame[name if name not in frame.columns else f"{name} (detail)"] = extra[name].to_numpy()
+        return frame
+
+    @property
+    def statistics(self) -> dict[str, dict[str, float]]:
+        """metric -> mean, stderr, ci_low, ci_high, n ... from the ``Metric Statistics`` table (none before it)."""
+        table = self.tables.get("Metric Statistics")
+        if table is None or not table.header or table.header[0] != "Metric":
+            return {}
+        out: dict[str, dict[str, float]] = {}
+        for row in table.rows:
+            values: dict[str, float] = {}
+            for name, cell in zip(table.header[1:], row[1:], strict=False):
+                try:
+                    values[name] = float(cell)
+                except (TypeError, ValueError, OverflowError):
+                    continue
+            out[str(row[0])] = values
+        return out
+
+    @property
+    def stderrs(self) -> dict[str, float]:
+        """metric -> its standard error, where the run recorded one."""
+        return {
+            metric: row["stderr"]
+            for metric, row in self.statistics.items()
+            if math.isfinite(row.get("stderr", math.nan))
+        }
+
+    @property
+    def hyperparameters(self) -> dict[str, dict[str, str]]:
+        """section -> name -> value, as strings (ClearML stores them so)."""
+        return {
+            section: {name: str(entry.get("value", "")) for name, entry in params.items()}
+            for section, params in self.task.get("hyperparams", {}).items()
+        }
+
+
+def _journal(path: Path, problems: list[str]) -> Journal | None:
+    """The session's first journal (the run that opened the task), or None."""
+    from . import journal
+
+    try:
+        if path.is_dir():
+            folder = path / journal.FOLDER / "0"
+            return journal.read_journal(folder, limit=read_limit()) if (folder / journal.STATE).is_file() else None
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(f"{journal.FOLDER}/0/{journal.STATE}"):
+                    source = ZipSource(archive, name[: -len(journal.STATE)])
+                    return journal.read_journal(source, limit=read_limit())
+    except SessionError as exc:
+        problems.append(f"journal: {exc}")
+    except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile):
+        return None
+    return None
+
+
+def read_session(path: str | Path, events: bool = True) -> Session:
+    """Parse the offline session at ``path`` (a session folder or its zip).
+
+    ``events=False`` reads the task and the journal only, not the charts and console (``tracked merge``).
+    """
+    path = Path(path)
+    try:
+        with open_files(path) as files:
+            session = _parse(path, files if events else {k: v for k, v in files.items() if k == "task.json"})
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise SessionError(f"{path}: cannot read ({exc})") from None
+    session.journal = journal = _journal(path, session.problems)
+    if journal is not None:
+        session.problems.extend(f"journal: {problem}" for problem in journal.problems)
+        if not session.single_values:  # not ended (running, or died): the means over the examples recorded
+            session.single_values = {
+                **journal.means(),
+                "num_examples": float(journal.count),
+                "duration_seconds": float(journal.state.get("duration", 0.0)),
+            }
+    return session
+
+
+def _parse(path: Path, files: dict[str, Callable[[], IO[bytes]]]) -> Session:
+    if "task.json" not in files:
+        raise SessionError(f"{path}: not an offline ClearML session (no task.json)")
+    with files["task.json"]() as stream:
+        text = stream.read(MAX_LINE_BYTES + 1)
+    if len(text) > MAX_LINE_BYTES:
+        raise SessionError(f"{path}: task.json is larger than {MAX_LINE_BYTES // 2**20} MB")
+    try:
+        task = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise SessionError(f"{path}: task.json is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(task, dict):
+        raise SessionError(f"{path}: task.json is not a task")
+    for key in ("hyperparams",):  # a mapping where ClearML writes one, or nothing
+        if key in task and not isinstance(task[key], dict):
+            del task[key]
+    hyperparams = task.get("hyperparams", {})
+    task["hyperparams"] = {k: v for k, v in hyperparams.items() if isinstance(v, dict)}
+    session = Session(path=path, task=task)
+    for event in events(files, "metrics.jsonl", session.problems):
+        kind, title, series = event.get("type"), str(event.get("metric", "")), str(event.get("variant", ""))
+        if kind == "training_stats_scalar":
+            try:
+                value, iteration = float(event.get("value", "nan")), int(event.get("iter", 0))
+            except (TypeError, ValueError, OverflowError):
+                session.problems.append(f"metrics.jsonl: unreadable scalar event {title}/{series}")
+                continue
+            if title == SINGLE_VALUE_METRIC and iteration == SINGLE_VALUE_ITER:
+                session.single_values[series] = value
+            else:
+                session.scalars.setdefault(title, {}).setdefault(series, []).append((iteration, value))
+        elif kind == "plot":
+            table = _table(title, series, event.get("plot_str", ""))
+            if table is not None:
+                session.tables[title] = table
+    messages = [str(e.get("msg", "")) for e in events(files, "log.jsonl", session.problems)]
+    session.console = "\n".join(messages)
+    return session
+
+
+def _table(title: str, series: str, plot_str: Any) -> Table | None:
+    try:
+        plot = json.loads(plot_str) if isinstance(plot_str, str) else plot_str
+        data = plot["data"][0]
+        if data.get("type") != "table":
+            return None
+        header = [h[0] if isinstance(h, list) and h else h for h in data["header"]["values"]]
+        columns = data["cells"]["values"]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    rows = [list(row) for row in zip(*columns, strict=False)]
+    return Table(title=title, series=series, header=[str(h) for h in header], rows=rows)
+
+
+def read_task(task_id: str) -> Session:
+    """The same view of a task on the configured ClearML server (``tracked show TASK_ID``)."""
+    from clearml import Task
+
+    try:
+        task: Task = Task.get_task(task_id=task_id)
+    except Exception as exc:  # noqa: BLE001 - any server-side failure is one clear line
+        raise SessionError(f"{task_id}: not a readable ClearML task ({type(exc).__name__}: {exc})") from None
+    data = {
+        "id": task.id,
+        "name": task.name,
+        "project_name": task.get_project_name(),
+        "hyperparams": {
+            section: {name: {"value": value} for name, value in params.items()}
+            for section, params in _sections(task.get_parameters_as_dict()).items()
+        },
+    }
+    session = Session(path=Path(f"clearml:{task.id}"), task=data)
+    session.task.setdefault("hyperparams", {}).setdefault("properties", {})["tracked_status"] = {
+        "value": str(task.get_user_properties(value_only=True).get("tracked_status") or task.get_status())
+    }
+    for title, series in (task.get_reported_scalars(max_samples=0) or {}).items():
+        for name, points in series.items():
+            session.scalars.setdefault(title, {})[name] = list(
+                zip((int(x) for x in points.get("x", [])), (float(y) for y in points.get("y", [])), strict=False)
+            )
+    session.single_values.update({str(k): float(v) for k, v in (task.get_reported_single_values() or {}).items()})
+    for plot in task.get_reported_plots() or []:
+        table = _table(str(plot.get("metric", "")), str(plot.get("variant", "")), plot.get("plot_str", ""))
+        if table is not None:
+            session.tables[table.title] = table
+    session.console = "\n".join(task.get_reported_console_output(number_of_reports=100) or [])
+    return session
+
+
+def _sections(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(k): v for k, v in params.items() if isinstance(v, dict)}
+
+
+def project_task_ids(project: str) -> list[str]:
+    """Ids of the tasks in a ClearML project on the configured server, oldest first."""
+    from clearml import Task
+
+    try:
+        tasks: list[Task] = Task.get_tasks(project_name=project)
+    except Exception as exc:  # noqa: BLE001
+        raise SessionError(f"{project}: cannot list the ClearML project ({type(exc).__name__}: {exc})") from None
+    return [str(t.id) for t in reversed(tasks or [])]

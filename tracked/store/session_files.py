@@ -1,0 +1,130 @@
+"""A session's files as they are read: from its folder or its zip, line by line, within bounds.
+
+Reading is capped per file (``TRACKED_MAX_READ_MB``) and per line, and a zip
+member that would expand absurdly (a zip bomb) is refused: sessions are
+files anyone can edit, and reading one must never take the machine down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ..common.errors import SessionError
+
+SESSION_FILES = ("task.json", "metrics.jsonl", "log.jsonl")
+#: Reading is capped per file (``TRACKED_MAX_READ_MB``) and per line; a zip member expanding more is refused.
+DEFAULT_READ_MB = 256.0
+MAX_LINE_BYTES = 16 * 2**20
+MAX_ZIP_RATIO = 200
+
+
+def read_limit() -> int:
+    """Bytes read at most from one session file (``TRACKED_MAX_READ_MB``, default 256 MB)."""
+    raw = os.environ.get("TRACKED_MAX_READ_MB", "")
+    try:
+        megabytes = float(raw) if raw.strip() else DEFAULT_READ_MB
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes > 0):
+        from ..common.warn import warn
+
+        warn(f"TRACKED_MAX_READ_MB={raw!r}: expected a positive number of megabytes; using {DEFAULT_READ_MB:g}")
+        megabytes = DEFAULT_READ_MB
+    return int(max(megabytes, 1.0) * 2**20)
+
+
+def _batches(stream: IO[bytes], filename: str, problems: list[str]) -> Iterator[dict[str, Any]]:
+    """The events of a jsonl file, read line by line: memory follows the events kept, not the file's size."""
+    limit, read, number = read_limit(), 0, 0
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        read += len(line)
+        if len(line) > MAX_LINE_BYTES:  # skip the rest of the line without holding it
+            while line and not line.endswith(b"\n") and read <= limit:
+                line = stream.readline(MAX_LINE_BYTES)
+                read += len(line)
+            problems.append(f"{filename} line {number}: longer than {MAX_LINE_BYTES // 2**20} MB, skipped")
+            continue
+        if read > limit:
+            problems.append(f"{filename}: only its first {limit // 2**20} MB read (TRACKED_MAX_READ_MB raises it)")
+            return
+        if not line.strip():
+            continue
+        try:
+            batch = json.loads(line)
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested past Python's limit
+            problems.append(f"{filename} line {number}: not JSON ({type(exc).__name__})")
+            continue
+        for event in batch if isinstance(batch, list) else [batch]:
+            if isinstance(event, dict):
+                yield event
+
+
+class ZipSource:
+    """A journal inside a session zip (a copy: no writer can be alive there)."""
+
+    folder: Path | None = None
+
+    def __init__(self, archive: zipfile.ZipFile, prefix: str) -> None:
+        self._archive, self._prefix = archive, prefix
+
+    def read(self, name: str, limit: int = -1) -> bytes:
+        info = self._archive.getinfo(self._prefix + name)
+        refuse_absurd(info)
+        with self._archive.open(info) as stream:
+            return stream.read(limit)
+
+
+def refuse_absurd(info: zipfile.ZipInfo, path: Path | None = None) -> None:
+    """A zip member that would expand absurdly (a zip bomb) is refused: zipfile never yields more than
+    the declared size, so the declared sizes are what to check."""
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > 2**20 and ratio > MAX_ZIP_RATIO:
+        raise SessionError(
+            f"{path or 'zip'}: refused, {info.filename} would expand {ratio:,.0f} times "
+            f"(to {info.file_size / 2**20:,.0f} MB); not a session tracked or ClearML wrote"
+        )
+
+
+def _opener(file: Path) -> Callable[[], IO[bytes]]:
+    return lambda: file.open("rb")
+
+
+@contextlib.contextmanager
+def open_files(path: Path) -> Iterator[dict[str, Callable[[], IO[bytes]]]]:
+    """Openers for the session's files, in its folder or its zip; a zip that would expand absurdly is refused."""
+    if path.is_dir():
+        yield {name: _opener(path / name) for name in SESSION_FILES if (path / name).is_file()}
+        return
+    if not path.is_file():
+        raise SessionError(f"{path}: no such file or folder")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SessionError(f"{path}: not a readable session zip ({exc})") from None
+    with archive:
+        members: dict[str, zipfile.ZipInfo] = {}
+        for info in archive.infolist():
+            base = info.filename.rsplit("/", 1)[-1]
+            if base in SESSION_FILES and base not in members:
+                members[base] = info
+        for info in members.values():
+            refuse_absurd(info, path)
+        yield {base: functools.partial(archive.open, info) for base, info in members.items()}
+
+
+def events(files: dict[str, Callable[[], IO[bytes]]], name: str, problems: list[str]) -> Iterator[dict[str, Any]]:
+    if name in files:
+        with files[name]() as stream:
+            yield from _batches(stream, name, problems)
