@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..common.errors import SessionError
+from ..common.names import RUNNING_MEAN
 from ..store.session import Session
 
-_RUNNING = " (running mean)"
+_RUNNING = RUNNING_MEAN.format(metric="")
 _CSS = """
 body { font-family: Heebo, verdana, arial, sans-serif; margin: 0; color: #333; background: #f7f8fc; }
 header { background: #1a1e2c; color: #fff; padding: 12px 24px; font-size: 18px; }

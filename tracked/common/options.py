@@ -103,7 +103,6 @@ _PROGRESS = {"auto": "auto", "on": "on", "off": "off", **dict.fromkeys(_TRUE, "o
 
 
 class _Progress(Rule):
-
     def check(self, name: str, value: Any) -> Any:
         word = str(value).strip().lower() if not isinstance(value, bool) else ("on" if value else "off")
         if word not in _PROGRESS:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..common.names import YIELDED, is_own
 from ..common.options import Settings
 from ..common.values import InvalidValue, as_detail, as_number, is_number_like, is_scalar_tensor
 from ..common.warn import warn
@@ -72,6 +73,8 @@ class Recorder:
         self._batched: set[str] = set()
         self._warned_label = False
         self._warned_names = False
+        #: Fields named like tracked's own values, warned about (they are recorded as ``<name> (yielded)``).
+        self._warned_own: set[str] = set()
         #: Set once the run ends: examples yielded after that are not taken.
         self._sealed = False
         self.halted = False  # ended by the exit hook or a signal: the process is going
@@ -112,11 +115,27 @@ class Recorder:
             if name != self.settings.default_metric and not is_metric(name, self.settings):
                 self._details_only.add(name)
                 return None
+            if is_own(name):  # one of tracked's own names: recorded under another, never in their place
+                name = self._renamed(index, name)
+                series = self.series.get(name)
+                if series is not None:
+                    return series
             if len(self.series) >= self.settings.max_metrics:
                 self._too_many(index, name)
                 return None
             series = self.series[name] = Series(index)
         return series
+
+    def _renamed(self, index: int, name: str) -> str:
+        new = YIELDED.format(name=name)
+        if name not in self._warned_own:
+            self._warned_own.add(name)
+            warn(
+                f"{self.name}: example {index} has a metric {name!r}, a name tracked gives its own values; "
+                f"it is recorded as {new!r}",
+                stacklevel=5,
+            )
+        return new
 
     def _too_many(self, index: int, name: str) -> None:
         # ``{example_id: score}`` makes a metric per example: N x N memory. Past the limit, names are details.

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..common.testing import pause_at
 from ..common.warn import warn
 from .recorder import Recorder
 from .sink import Where
@@ -198,11 +199,13 @@ class Run(Recorder):
         except Exception as exc:  # noqa: BLE001 - error bars must not cost the result
             warn(f"{self.name}: could not compute the statistics ({type(exc).__name__}: {exc})")
         where = self.where
-        for sink in self.sinks:  # each sink on its own: one that fails must not cost the others, nor the result
-            try:
-                where += sink.finish(self, result, where)
-            except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on
-                warn(f"{self.name}: {type(sink).__name__} failed at the end ({type(exc).__name__}: {exc})")
+        for step in ("finish", "close"):  # every sink reports what it holds, then every sink lets go
+            for sink in self.sinks:  # each on its own: one that fails must not cost the others, nor the result
+                pause_at(f"{step}:{type(sink).__name__}")
+                try:
+                    where += getattr(sink, step)(self, result, where)
+                except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on
+                    warn(f"{self.name}: {type(sink).__name__} failed at the end ({type(exc).__name__}: {exc})")
         self.where = where
         result._task_id, result._session_dir, result._saved_to = where.task_id, where.session_dir, where.saved_to
         result._prefix, result._problems = where.prefix, list(where.problems)

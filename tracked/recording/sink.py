@@ -1,9 +1,15 @@
 """What a sink is, and what it is handed: the protocol between a run and the places it goes.
 
-A sink is told three things: ``start(run, where)`` when the call begins,
+A sink is told four things: ``start(run, where)`` when the call begins,
 ``progress(run, update)`` every ``flush_interval`` seconds while it runs
-(from the live thread) and once more when it ends (``update.final``), and
-``finish(run, result, where)`` once with the final result. It sees the run
+(from the live thread) and once more when it ends (``update.final``),
+``finish(run, result, where)`` once with the final result (report what it
+holds of the run), and ``close(run, result, where)`` once every sink has
+finished (let go of what it holds, say where it all went). Two steps,
+because what one sink vouches for must be on disk before another seals it:
+the journal says how the run ended only after ClearML reported the final
+metrics, and ClearML zips the session only after the journal said it;
+the local copy and the console summary then know every problem. It sees the run
 through ``RunView`` (read-only) and is handed ``Where``: what the sinks
 before it reported (the ClearML task, the session folder, problems). It
 returns what it did itself, as a ``Where`` (or None); the run adds that to
@@ -133,3 +139,5 @@ class Sink(Protocol):
     def progress(self, run: RunView, update: Update) -> None: ...
 
     def finish(self, run: RunView, result: EvalResult, where: Where) -> Where | None: ...
+
+    def close(self, run: RunView, result: EvalResult, where: Where) -> Where | None: ...

@@ -87,6 +87,10 @@ class ConsoleSink:
         pass
 
     def finish(self, run: RunView, result: EvalResult, where: Where) -> None:
+        pass
+
+    def close(self, run: RunView, result: EvalResult, where: Where) -> None:
+        """The summary, once every other sink has said where the run went."""
         if not run.settings.verbose:
             return
         text = summary_text(run, result)

@@ -114,10 +114,6 @@ class JournalSink:
             self._point(run)
         except Exception as exc:  # noqa: BLE001
             self._warn(run, exc)
-            if update.final:  # the data did not fit: still say how the run ended, with what is on disk
-                self._end_state(run, self.state)
-                with contextlib.suppress(Exception):
-                    journal.write_state(self.folder, self.state)
 
     def _write(self, run: RunView, update: Update) -> None:
         """Append the new examples, then commit: ``self.state`` (and run.json) change only once all is on disk."""
@@ -162,8 +158,6 @@ class JournalSink:
         state["duration"] = update.duration
         state["heartbeat"] = time.time()
         state["skipped"] = {"" if k is None else k: list(v) for k, v in run.skipped.items()}
-        if update.final:
-            self._end_state(run, state)
         journal.write_state(folder, state)
         self.state, self._details_backlog = state, []
 
@@ -206,8 +200,20 @@ class JournalSink:
         return True
 
     def finish(self, run: RunView, result: EvalResult, where: Where) -> None:
+        """Say how the run ended, now that what it vouches for is on disk: every example (the last
+        flush) and ClearML's final report (the sink before this one). Killed before this, the run
+        reads as interrupted, and can be resumed."""
+        if self.folder is None:
+            return
+        self._end_state(run, self.state)
+        try:
+            journal.write_state(self.folder, self.state)
+        except Exception as exc:  # noqa: BLE001
+            self._warn(run, exc)
         if where.reported:  # ClearML holds the whole run: what was kept for safety may go
             self._drop_data(run, where)
+
+    def close(self, run: RunView, result: EvalResult, where: Where) -> None:
         long, self._long = self._long, None
         if long is not None:
             with contextlib.suppress(OSError):

@@ -41,7 +41,11 @@ class LocalSink:
     def progress(self, run: RunView, update: Update) -> None:
         pass
 
-    def finish(self, run: RunView, result: EvalResult, where: Where) -> Where | None:
+    def finish(self, run: RunView, result: EvalResult, where: Where) -> None:
+        pass
+
+    def close(self, run: RunView, result: EvalResult, where: Where) -> Where | None:
+        """Once every sink has finished and ClearML has closed its task, every problem is known."""
         if not where.problems:
             return None
         from ..recording.sink import Where

@@ -145,12 +145,15 @@ class TerminalSink:
 
     def progress(self, run: RunView, update: Update) -> None:
         if update.final:
-            self.close()
+            self._close_bar()
 
     def finish(self, run: RunView, result: EvalResult, where: Where) -> None:
-        self.close()
+        self._close_bar()
 
-    def close(self) -> None:
+    def close(self, run: RunView, result: EvalResult, where: Where) -> None:
+        pass
+
+    def _close_bar(self) -> None:
         """Take the bar down and give stdout back (only if it is still ours: the user may have replaced it)."""
         with self._lock:
             guard, self._guard = self._guard, None

@@ -193,12 +193,16 @@ def read_session(path: str | Path, events: bool = True) -> Session:
     ``events=False`` reads the task and the journal only, not the charts and console (``tracked merge``).
     """
     path = Path(path)
+    problems: list[str] = []
+    journal = _journal(path, problems)
     try:
         with open_files(path) as files:
-            session = _parse(path, files if events else {k: v for k, v in files.items() if k == "task.json"})
+            task = _task(path, files, journal, problems)
+            session = _parse(path, task, files if events else {})
     except (OSError, zipfile.BadZipFile) as exc:
         raise SessionError(f"{path}: cannot read ({exc})") from None
-    session.journal = journal = _journal(path, session.problems)
+    session.problems[:0] = problems
+    session.journal = journal
     if journal is not None:
         session.problems.extend(f"journal: {problem}" for problem in journal.problems)
         if not session.single_values:  # not ended (running, or died): the means over the examples recorded
@@ -210,7 +214,29 @@ def read_session(path: str | Path, events: bool = True) -> Session:
     return session
 
 
-def _parse(path: Path, files: dict[str, Callable[[], IO[bytes]]]) -> Session:
+def _task(
+    path: Path, files: dict[str, Callable[[], IO[bytes]]], journal: Journal | None, problems: list[str]
+) -> dict[str, Any]:
+    """The task ClearML wrote; rebuilt from the run's journal when ``task.json`` is missing or damaged
+    (a kill while ClearML rewrites it at the end of a run leaves it empty), with a problem saying so."""
+    try:
+        return _read_task(path, files)
+    except SessionError as exc:
+        if journal is None:
+            raise
+        problems.append(f"{str(exc).removeprefix(f'{path}: ')}; its task is rebuilt from the run's journal")
+    state = journal.state
+    params = state.get("params")
+    args = {str(k): {"value": str(v)} for k, v in params.items()} if isinstance(params, dict) else {}
+    return {
+        "id": str(state.get("task_id") or path.name.removesuffix(".zip")),
+        "name": str(state.get("name", "")),
+        "project_name": str(state.get("project", "")),
+        "hyperparams": {"Args": args} if args else {},
+    }
+
+
+def _read_task(path: Path, files: dict[str, Callable[[], IO[bytes]]]) -> dict[str, Any]:
     if "task.json" not in files:
         raise SessionError(f"{path}: not an offline ClearML session (no task.json)")
     with files["task.json"]() as stream:
@@ -228,6 +254,10 @@ def _parse(path: Path, files: dict[str, Callable[[], IO[bytes]]]) -> Session:
             del task[key]
     hyperparams = task.get("hyperparams", {})
     task["hyperparams"] = {k: v for k, v in hyperparams.items() if isinstance(v, dict)}
+    return task
+
+
+def _parse(path: Path, task: dict[str, Any], files: dict[str, Callable[[], IO[bytes]]]) -> Session:
     session = Session(path=path, task=task)
     for event in events(files, "metrics.jsonl", session.problems):
         kind, title, series = event.get("type"), str(event.get("metric", "")), str(event.get("variant", ""))

@@ -90,7 +90,8 @@ def report_statistics(
     if stats.empty:
         return
     for metric, stderr in stats["stderr"].items():
-        if math.isfinite(stderr):
+        # A final metric the function returned under this name keeps it (``common.names``).
+        if math.isfinite(stderr) and f"{metric}_stderr" not in result:
             logger.report_single_value(name=named(f"{metric}_stderr"), value=float(stderr))
     kinds: dict[str, str] = stats.attrs.get("interval", {})
     clustered = f", clustered by {settings.cluster_by}" if stats.attrs.get("clustered") else ""
@@ -101,7 +102,7 @@ def report_statistics(
     if groups.empty:
         return
     for group, metric, mean in zip(groups["group"], groups["metric"], groups["mean"], strict=True):
-        if math.isfinite(mean):
+        if math.isfinite(mean) and f"{metric}/{group}" not in result:
             logger.report_single_value(name=named(f"{metric}/{group}"), value=float(mean))
     title = f"Metrics by {settings.group_by}"
     logger.report_table(title=title, series=series, iteration=0, table_plot=scrub_frame(_nan_as_text(groups)))

@@ -16,15 +16,18 @@ one warning), and the evaluation's result is returned all the same.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ...common.names import RUNNING_MEAN
 from ...common.secrets import scrub
 from ...common.values import encodable
 from ...recording.sink import Where
 from .process import guarded_stdout, quiet_dependencies, restore
 from .report import TABLE_SERIES, log_metrics, report_statistics, save_examples, save_long_details
-from .stream import RUNNING_MEAN, OfflineScalars, scalar_reporter
+from .stream import OfflineScalars, scalar_reporter
 from .task import Shared, deadline, join, leave, never_wait_at_exit
 
 if TYPE_CHECKING:
@@ -48,6 +51,9 @@ class ClearMLSink:
         #: The whole run is in ClearML (final metrics, examples), as far as ClearML said.
         self.reported = False
         self._offline: OfflineScalars | None = None
+        #: The end's deadline with a server (monotonic seconds), and the thread reporting to it.
+        self._by = 0.0
+        self._worker: threading.Thread | None = None
 
     def _fail(self, what: str, exc: BaseException) -> None:
         # No warning here: the local sink gives one, saying also where the run went.
@@ -87,25 +93,35 @@ class ClearMLSink:
         return encodable(scrub(f"{self.prefix}/{metric}" if self.prefix else metric))
 
     def finish(self, run: RunView, result: EvalResult, where: Where) -> Where:
+        """Report the final metrics, tables, examples and summary (the task stays open: see ``close``)."""
+        self._by = time.monotonic() + deadline(run.settings)
+        self._worker = self._within(run, self._report, run, result, where)
+        return self._where()
+
+    def close(self, run: RunView, result: EvalResult, where: Where) -> Where:
+        """Let go of the task; the last run in a task tracked created closes it (offline: zips the session,
+        after the journal said how the run ended)."""
+        if self._worker is not None and self._worker.is_alive():
+            return self._where()  # the report is stuck on the server: closing would wait for it too
+        self._within(run, self._release, run)
+        return self._where()
+
+    def _within(self, run: RunView, step: Callable[..., None], *args: Any) -> threading.Thread | None:
+        """Run ``step`` now offline; with a server, in a thread of its own, waiting at most until the end's
+        deadline (ClearML waits for every answer, for ever if the server stalls). The thread, if left."""
         with quiet_dependencies():
             if self._offline is not None or self.task is None:
-                self._finish(run, result, where)
-                return self._where()
-            # With a server, ClearML waits for every answer (for ever, if the server stalls): the
-            # report runs in a thread of its own, and the result does not wait past the deadline.
-            seconds = deadline(run.settings)
-            worker = threading.Thread(
-                target=self._finish, args=(run, result, where), name="tracked-report", daemon=True
-            )
+                step(*args)
+                return None
+            worker = threading.Thread(target=step, args=args, name="tracked-report", daemon=True)
             worker.start()
-            worker.join(seconds)
+            worker.join(max(0.1, self._by - time.monotonic()))
             if worker.is_alive():
-                self.reported = False  # the report may still finish: the journal keeps its copy all the same
-                self._fail("reporting to the server", TimeoutError(f"no answer within {seconds:g} s"))
+                self._fail("reporting to the server", TimeoutError(f"no answer within {deadline(run.settings):g} s"))
                 never_wait_at_exit(self.task)
-            return self._where()
+            return worker
 
-    def _finish(self, run: RunView, result: EvalResult, where: Where) -> None:
+    def _report(self, run: RunView, result: EvalResult, where: Where) -> None:
         task, shared = self.task, self.shared
         if task is None or shared is None:
             return
@@ -135,7 +151,10 @@ class ClearMLSink:
         except Exception as exc:  # noqa: BLE001
             self._fail("reporting", exc)
         self.reported = not self.problems
-        if leave(shared, self.prefix or run.name) and shared.created:
+
+    def _release(self, run: RunView) -> None:
+        shared = self.shared
+        if shared is not None and leave(shared, self.prefix or run.name) and shared.created:
             self._close(shared, run)
 
     def progress(self, run: RunView, update: Update) -> None:

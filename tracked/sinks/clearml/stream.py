@@ -13,8 +13,6 @@ if TYPE_CHECKING:
 
     from clearml import Logger, Task
 
-RUNNING_MEAN = "{metric} (running mean)"
-
 
 def scalar_reporter(task: Task, logger: Logger) -> Callable[[str, str, float, int, int], None]:
     """``report(title, series, value, iteration, timestamp_ms)``: ``Logger.report_scalar`` with the point's own time.
