@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, NamedTuple, TypedDict
 
 from .errors import SettingsError
+from .secrets import scrub
 from .values import encodable
 
 ENV_PREFIX = "TRACKED_"
@@ -318,7 +319,7 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
             values[name] = checks[name].parse(name, raw)
         except SettingsError as exc:
             problems.append(f"{variable}={raw!r}: {exc}; using the default")
-    for name in ("project", "task_name"):  # a lone surrogate (a file name decoded with surrogateescape) as its escape:
-        if isinstance(values.get(name), str):  # ClearML could not create the task, nor tracked save the run
-            values[name] = encodable(values[name])
+    for name in ("project", "task_name"):  # written into task.json and folder names: a credential redacted, and
+        if isinstance(values.get(name), str):  # a lone surrogate (surrogateescape) as its escape (UTF-8 cannot hold it)
+            values[name] = encodable(scrub(values[name]))
     return Settings(**values), problems

@@ -157,7 +157,8 @@ class JournalSink:
         state["count"] = update.count
         state["duration"] = update.duration
         state["heartbeat"] = time.time()
-        state["skipped"] = {"" if k is None else k: list(v) for k, v in run.skipped.items()}
+        clean = scrubber()  # a skipped value's reason quotes it: a credential in it is redacted, as in the warning
+        state["skipped"] = {clean("" if k is None else k): [n, clean(first)] for k, (n, first) in run.skipped.items()}
         journal.write_state(folder, state)
         self.state, self._details_backlog = state, []
 

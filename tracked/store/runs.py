@@ -32,7 +32,7 @@ def load_runs(specs: Sequence[str], problems: Problems, events: bool = True) -> 
     """Sessions for each RUN argument (globs expanded); unreadable ones become problems."""
     sessions: list[Session] = []
     # Globs in the order the runs were written, oldest first.
-    expanded = [sorted(glob.glob(spec), key=os.path.getmtime) if glob.has_magic(spec) else [spec] for spec in specs]
+    expanded = [sorted(glob.glob(spec), key=_mtime) if glob.has_magic(spec) else [spec] for spec in specs]
     # A session's folder and its zip are one run, however they were named.
     folders = {os.path.normpath(p) for paths in expanded for p in paths if os.path.isdir(p)}
     for spec, paths in zip(specs, expanded, strict=True):
@@ -57,6 +57,15 @@ def load_runs(specs: Sequence[str], problems: Problems, events: bool = True) -> 
                     problems.add(f"{path}: no final status recorded (the run may have crashed); showing what it wrote")
                 sessions.append(session)
     return sessions
+
+
+def _mtime(path: str) -> float:
+    """When ``path`` was written; a broken link, or a file gone since the glob, sorts first (and is then
+    one line of its own when it cannot be read), never the end of the whole command."""
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return 0.0
 
 
 def _server() -> bool:
