@@ -27,6 +27,8 @@ import contextlib
 import json
 import math
 import os
+import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,8 +136,24 @@ class FolderSource:
 
     def read(self, name: str, limit: int = -1) -> bytes:
         assert self.folder is not None
-        with (self.folder / name).open("rb") as file:
+        return read_regular(self.folder / name, limit)
+
+
+def read_regular(path: Path, limit: int = -1) -> bytes:
+    """At most ``limit`` bytes of a regular file; a symlink, FIFO, device or folder in its place is refused
+    (OSError), never followed or waited on: a session is a folder anyone can edit or send."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path.name}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as file:
             return file.read(limit)
+    finally:
+        os.close(fd)
+
+
+#: The names the journal's writer gives a metric's files (``m0``, ``m1`` ...); any other is refused.
+_SERIES_FILE = re.compile(r"m[0-9]{1,9}")
 
 
 @dataclass
@@ -150,6 +168,8 @@ class Journal:
     #: (example index, field -> text), in example order.
     details: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: Set when run.json claimed a count its files do not hold (the examples on disk are counted instead).
+    recounted: str | None = None
 
     @property
     def count(self) -> int:
@@ -203,7 +223,12 @@ def read_journal(where: Path | Source, with_data: bool = True, limit: int | None
     if not with_data:
         return journal
     for name, entry in dict(state.get("series", {})).items():
-        size = int(entry["size"])
+        if not _SERIES_FILE.fullmatch(str(entry.get("file"))):  # ``../../x`` or an absolute path: outside the run
+            journal.problems.append(
+                f"{STATE}: metric {str(name)[:80]!r} names the file {str(entry.get('file'))[:80]!r}; refused"
+            )
+            continue
+        size = max(0, int(entry["size"]))
         if limit is not None and size * 8 > limit:
             journal.problems.append(f"{entry['file']}: only its first {limit // 2**20} MB read")
             size = limit // 8
@@ -240,7 +265,32 @@ def read_journal(where: Path | Source, with_data: bool = True, limit: int | None
                 journal.details.append((int(index), {str(k): str(v) for k, v in fields.items()}))
             except (ValueError, TypeError, AttributeError, KeyError, IndexError):
                 journal.problems.append(f"{DETAILS}: an unreadable line")
+    _count_on_disk(journal)
     return journal
+
+
+def _count_on_disk(journal: Journal) -> None:
+    """The examples the journal holds: its record's count, unless that is more than its files hold (a
+    damaged or edited ``run.json``: resume would skip examples never scored), or not a count at all.
+    Values and details at no example's index (negative, or past the count) are left out."""
+    state = journal.state
+    try:
+        claimed = int(state.get("count", 0))
+    except (TypeError, ValueError, OverflowError):
+        claimed = -1
+    ends = [int(indices.max()) + 1 for indices, _ in journal.series.values() if len(indices)]
+    ends += [index + 1 for index, _ in journal.details]
+    held = max(ends, default=0)
+    data_elsewhere = bool(state.get("data"))  # a completed run whose examples went to the server
+    count = claimed if claimed >= 0 and (claimed <= held or data_elsewhere) else held
+    if count != claimed:
+        journal.recounted = f"{STATE} says {state.get('count')!r} examples, its files hold {held:,}: counted {held:,}"
+    state["count"] = count
+    for name, (indices, values) in journal.series.items():
+        keep = (indices >= 0) & (indices < count)
+        if not keep.all():
+            journal.series[name] = (indices[keep], values[keep])
+    journal.details = [(index, fields) for index, fields in journal.details if 0 <= index < count]
 
 
 def new_state(**identity: Any) -> dict[str, Any]:

@@ -143,18 +143,11 @@ def prepare(
         return None, args, kwargs
     if status not in RESUMABLE or done == 0:
         return None, args, kwargs
-    fresh = f"cannot resume {name} at example {done} ({folder})"
-    if not call.yields:
-        warn(f"{fresh}: it yields no examples to skip; starting a fresh run")
-        return None, args, kwargs
-    rest = _without_done(func, args, kwargs, settings.dataset_arg, done, call.dataset_num_eval)
-    if isinstance(rest, str):
-        warn(f"{fresh}: {rest}; starting a fresh run")
-        return None, args, kwargs
     claim = journal.try_lock(folder / journal.RESUME_LOCK)
     if claim is None:
         warn(f"{name}: its previous run ({folder}) is being resumed by another process; starting a fresh run")
         return None, args, kwargs
+    fresh = f"cannot resume {name} at example {done} ({folder})"
     try:
         data = journal.read_journal(folder)
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -164,6 +157,19 @@ def prepare(
     if data.problems:  # a damaged journal: resuming would lose or double examples
         journal.release(claim)
         warn(f"{fresh}: {'; '.join(data.problems)}; starting a fresh run")
+        return None, args, kwargs
+    if data.recounted:  # run.json claimed more than its files hold: what is on disk is what was done
+        done = data.count
+        fresh = f"cannot resume {name} at example {done} ({folder})"
+        warn(f"{name}: resuming {folder} after the examples on disk: {data.recounted}")
+    if not call.yields:
+        journal.release(claim)
+        warn(f"{fresh}: it yields no examples to skip; starting a fresh run")
+        return None, args, kwargs
+    rest = _without_done(func, args, kwargs, settings.dataset_arg, done, call.dataset_num_eval)
+    if isinstance(rest, str):
+        journal.release(claim)
+        warn(f"{fresh}: {rest}; starting a fresh run")
         return None, args, kwargs
     skipped = {
         (k or None): (int(v[0]), str(v[1])) for k, v in dict(data.state.get("skipped", {})).items() if len(v) == 2

@@ -174,6 +174,9 @@ def _journal(path: Path, problems: list[str]) -> Journal | None:
     try:
         if path.is_dir():
             folder = path / journal.FOLDER / "0"
+            if folder.parent.is_symlink() or folder.is_symlink():  # another run's journal, under this one's name
+                problems.append(f"journal: refused, {journal.FOLDER}/0 is a link, not the session's own folder")
+                return None
             return journal.read_journal(folder, limit=read_limit()) if (folder / journal.STATE).is_file() else None
         with zipfile.ZipFile(path) as archive:
             for name in archive.namelist():
@@ -182,7 +185,9 @@ def _journal(path: Path, problems: list[str]) -> Journal | None:
                     return journal.read_journal(source, limit=read_limit())
     except SessionError as exc:
         problems.append(f"journal: {exc}")
-    except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile):
+    except OSError as exc:  # a FIFO, device or link in place of a file: refused, never waited on
+        problems.append(f"journal: unreadable ({exc})")
+    except (KeyError, ValueError, RecursionError, zipfile.BadZipFile):
         return None
     return None
 
@@ -204,7 +209,8 @@ def read_session(path: str | Path, events: bool = True) -> Session:
     session.problems[:0] = problems
     session.journal = journal
     if journal is not None:
-        session.problems.extend(f"journal: {problem}" for problem in journal.problems)
+        recounted = [journal.recounted] if journal.recounted else []
+        session.problems.extend(f"journal: {problem}" for problem in [*journal.problems, *recounted])
         if not session.single_values:  # not ended (running, or died): the means over the examples recorded
             session.single_values = {
                 **journal.means(),

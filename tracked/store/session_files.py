@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,14 +99,25 @@ def refuse_absurd(info: zipfile.ZipInfo, path: Path | None = None) -> None:
 
 
 def _opener(file: Path) -> Callable[[], IO[bytes]]:
-    return lambda: file.open("rb")
+    def open_regular() -> IO[bytes]:
+        # A regular file of the session's own: a link is not followed, a FIFO never waited on (OSError).
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{file.name}: not a regular file")
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    return open_regular
 
 
 @contextlib.contextmanager
 def open_files(path: Path) -> Iterator[dict[str, Callable[[], IO[bytes]]]]:
     """Openers for the session's files, in its folder or its zip; a zip that would expand absurdly is refused."""
     if path.is_dir():
-        yield {name: _opener(path / name) for name in SESSION_FILES if (path / name).is_file()}
+        yield {name: _opener(path / name) for name in SESSION_FILES if os.path.lexists(path / name)}
         return
     if not path.is_file():
         raise SessionError(f"{path}: no such file or folder")
