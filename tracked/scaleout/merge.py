@@ -120,6 +120,9 @@ def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
     if journal is None or "shard" not in journal.state:
         raise MergeError(f"{session.path}: not a shard (run it with shard=(index, count))")
     index, count = (int(x) for x in journal.state["shard"])
+    if journal.status in ("running", "interrupted"):  # its examples so far are not the shard's
+        what = "still running" if journal.status == "running" else "interrupted (its process died; resume=True ends it)"
+        raise MergeError(f"{session.path}: shard {index}/{count} is {what}; merge shards once each has ended")
     series = {name: (indices.astype(np.int64), values) for name, (indices, values) in journal.series.items()}
     details: dict[str, npt.NDArray[Any]] = {}
     for position, fields in journal.details:

@@ -69,6 +69,8 @@ class JournalSink:
             self._must_cover = 0 if earlier is None else earlier.count
             journal.write_state(self.folder, self.state)
             self._long = (self.folder / journal.LONG_DETAILS).open("ab")
+            if earlier is not None:  # the earlier examples' previews point here: their full texts come too
+                self._carry_long_details(earlier.folder, earlier.count)
             self._scrub = scrubber()
             self._point(run)
         except Exception as exc:  # noqa: BLE001 - a journal that cannot start must not stop the evaluation
@@ -185,6 +187,26 @@ class JournalSink:
                     path.unlink()
         except OSError:
             pass  # it only takes space
+
+    def _carry_long_details(self, earlier: Path, count: int) -> None:
+        """Copy the full texts of the resumed run's first ``count`` examples from its journal into this one."""
+        assert self._long is not None
+        path = earlier / journal.LONG_DETAILS
+        if not path.is_file() or path.is_symlink():
+            return
+        with path.open("rb") as source:  # line by line: memory stays flat however long the texts
+            self._copy_lines(source, count)
+
+    def _copy_lines(self, source: BinaryIO, count: int) -> None:
+        assert self._long is not None
+        for line in source:
+            try:
+                index = json.loads(line)[0]
+            except (ValueError, IndexError, TypeError, KeyError):
+                continue  # a line a kill cut short: its example was not committed either
+            if isinstance(index, int) and 0 <= index < count and line.endswith(b"\n"):
+                self._long.write(line)
+        self._long.flush()
 
     def spill(self, index: int, name: str, text: str) -> bool:
         """Write a detail too long to keep in memory to the journal now (secrets scrubbed); False when it
