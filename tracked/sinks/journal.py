@@ -129,6 +129,7 @@ class JournalSink:
             name = scrub(metric)  # the journal names a metric as the server does: credentials redacted
             entry = series_state.get(name) or {"file": f"m{len(series_state)}", "size": 0, "dense_start": None}
             size = int(entry["size"])
+            crcs = entry.setdefault("crc", {})  # per block of the files: a flipped byte is found when read
             source = update.series[metric]
             for start in range(size, hi, 1 << 16):
                 indices, values = source.read(start, min(start + (1 << 16), hi))
@@ -140,13 +141,17 @@ class JournalSink:
                 ):
                     import numpy as np  # the first gap: from now on this metric keeps its indices
 
-                    journal.write_at(
-                        folder / f"{entry['file']}.index", 0, np.arange(dense, dense + size, dtype="<i8").tobytes()
-                    )
+                    written = np.arange(dense, dense + size, dtype="<i8").tobytes()
+                    journal.write_at(folder / f"{entry['file']}.index", 0, written)
+                    crcs["index"] = journal.extend_crcs([], 0, written)
                     entry["dense_start"] = dense = None
                 if dense is None:
-                    journal.write_at(folder / f"{entry['file']}.index", size * 8, indices.astype("<i8").tobytes())
-                journal.write_at(folder / f"{entry['file']}.values", size * 8, values.astype("<f8").tobytes())
+                    data = indices.astype("<i8").tobytes()
+                    journal.write_at(folder / f"{entry['file']}.index", size * 8, data)
+                    crcs["index"] = journal.extend_crcs(crcs.get("index", []), size, data)
+                data = values.astype("<f8").tobytes()
+                journal.write_at(folder / f"{entry['file']}.values", size * 8, data)
+                crcs["values"] = journal.extend_crcs(crcs.get("values", []), size, data)
                 size += len(values)
             entry["size"] = size
             series_state[name] = entry

@@ -30,6 +30,7 @@ import os
 import re
 import stat
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,6 +69,43 @@ def write_at(path: Path, offset: int, data: bytes) -> None:
             view, offset = view[written:], offset + written
     finally:
         os.close(fd)
+
+
+#: Items (8-byte values or indices) per checksummed block of a metric's files: a flipped byte spoils one
+#: block (65,536 examples of one metric), reported as such; the rest is read.
+CRC_BLOCK = 1 << 16
+
+
+def extend_crcs(crcs: list[int], size: int, data: bytes) -> list[int]:
+    """The CRC-32 of each ``CRC_BLOCK`` items of a file holding ``size`` items, once ``data`` is appended
+    (the last block may be partial: its CRC is extended by the next append). Per flush, never per example."""
+    crcs = list(crcs)
+    view = memoryview(data)
+    position = size
+    while view:
+        block, offset = divmod(position, CRC_BLOCK)
+        take = min(CRC_BLOCK - offset, len(view) // 8)
+        chunk, view = view[: take * 8], view[take * 8 :]
+        if offset == 0:
+            crcs.append(zlib.crc32(chunk))
+        else:
+            crcs[block] = zlib.crc32(chunk, crcs[block])
+        position += take
+    return crcs
+
+
+def damaged_blocks(data: bytes, crcs: object, size: int) -> list[int]:
+    """The blocks of a file's first ``size`` items (``data``, as read) whose CRC is not the one recorded; none
+    when no CRCs were recorded (a journal written before them) or the record does not fit the size."""
+    if not isinstance(crcs, list) or len(crcs) != -(-size // CRC_BLOCK):
+        return []
+    damaged = []
+    for k, expected in enumerate(crcs):
+        start, end = k * CRC_BLOCK * 8, min((k + 1) * CRC_BLOCK, size) * 8
+        part = data[start:end]
+        if len(part) == end - start and zlib.crc32(part) != expected:  # a block read short is reported as such
+            damaged.append(k)
+    return damaged
 
 
 #: Lock fds this process holds; a forked child closes its copies, so the parent's death still frees them.
@@ -193,19 +231,28 @@ class Journal:
         return out
 
 
-def _read_array(source: Source, name: str, dtype: str, size: int, problems: list[str]) -> npt.NDArray[Any]:
+def _read_array(
+    source: Source, name: str, dtype: str, size: int, problems: list[str], crcs: object = None
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    """The file's first ``size`` items, and which of them are sound (False in a block whose CRC is wrong)."""
     if not size:
-        return np.empty(0, dtype=dtype)
+        return np.empty(0, dtype=dtype), np.ones(0, dtype=bool)
     try:
         data = source.read(name, size * np.dtype(dtype).itemsize)
     except (OSError, KeyError, ValueError) as exc:
         problems.append(f"{name}: unreadable ({exc})")
-        return np.empty(0, dtype=dtype)
+        return np.empty(0, dtype=dtype), np.ones(0, dtype=bool)
     width = np.dtype(dtype).itemsize
     have = min(size, len(data) // width)
     if have < size:
         problems.append(f"{name}: {have} of {size} values on disk")
-    return np.frombuffer(data, dtype=dtype, count=have).astype(dtype[1:], copy=True)
+    sound = np.ones(have, dtype=bool)
+    for block in damaged_blocks(data, crcs, size):
+        first = block * CRC_BLOCK
+        last = min(first + CRC_BLOCK, size)
+        sound[first:last] = False
+        problems.append(f"{name}: damaged (checksum) at items {first:,}-{last - 1:,}; those values are left out")
+    return np.frombuffer(data, dtype=dtype, count=have).astype(dtype[1:], copy=True), sound
 
 
 def read_journal(where: Path | Source, with_data: bool = True, limit: int | None = None) -> Journal:
@@ -232,13 +279,20 @@ def read_journal(where: Path | Source, with_data: bool = True, limit: int | None
         if limit is not None and size * 8 > limit:
             journal.problems.append(f"{entry['file']}: only its first {limit // 2**20} MB read")
             size = limit // 8
-        values = _read_array(source, f"{entry['file']}.values", "<f8", size, journal.problems)
+        crcs = entry.get("crc") if isinstance(entry.get("crc"), dict) else {}
+        values, sound = _read_array(
+            source, f"{entry['file']}.values", "<f8", size, journal.problems, crcs.get("values")
+        )
         if entry.get("dense_start") is not None:
             indices = np.arange(int(entry["dense_start"]), int(entry["dense_start"]) + len(values), dtype=np.int64)
+            sound_index = np.ones(len(indices), dtype=bool)
         else:
-            indices = _read_array(source, f"{entry['file']}.index", "<i8", size, journal.problems)
+            indices, sound_index = _read_array(
+                source, f"{entry['file']}.index", "<i8", size, journal.problems, crcs.get("index")
+            )
         n = min(len(values), len(indices))
-        journal.series[str(name)] = (indices[:n], values[:n])
+        keep = sound[:n] & sound_index[:n]
+        journal.series[str(name)] = (indices[:n][keep], values[:n][keep])
     committed = int(dict(state.get("details", {})).get("bytes", 0))
     if limit is not None and committed > limit:
         journal.problems.append(f"{DETAILS}: only its first {limit // 2**20} MB read")
