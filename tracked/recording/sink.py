@@ -55,7 +55,8 @@ class Where:
     reported: bool = False
 
     def __add__(self, other: Where | None) -> Where:
-        """What is known after ``other`` was reported too: its fields where it set them, problems added up."""
+        """What is known after ``other`` was reported too: its fields where it set them, problems added up
+        (each once: a sink may say again, at ``close``, what it said at ``finish``)."""
         if other is None:
             return self
         return Where(
@@ -64,7 +65,7 @@ class Where:
             journal_dir=other.journal_dir or self.journal_dir,
             saved_to=other.saved_to or self.saved_to,
             prefix=other.prefix or self.prefix,
-            problems=self.problems + other.problems,
+            problems=self.problems + tuple(p for p in other.problems if p not in self.problems),
             reported=self.reported or other.reported,
         )
 

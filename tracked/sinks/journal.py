@@ -143,15 +143,15 @@ class JournalSink:
 
                     written = np.arange(dense, dense + size, dtype="<i8").tobytes()
                     journal.write_at(folder / f"{entry['file']}.index", 0, written)
-                    crcs["index"] = journal.extend_crcs([], 0, written)
+                    crcs["index"] = {"crc": journal.extend_crcs([], 0, written), "items": size}
                     entry["dense_start"] = dense = None
                 if dense is None:
                     data = indices.astype("<i8").tobytes()
                     journal.write_at(folder / f"{entry['file']}.index", size * 8, data)
-                    crcs["index"] = journal.extend_crcs(crcs.get("index", []), size, data)
+                    crcs["index"] = _extended(crcs.get("index"), size, data)
                 data = values.astype("<f8").tobytes()
                 journal.write_at(folder / f"{entry['file']}.values", size * 8, data)
-                crcs["values"] = journal.extend_crcs(crcs.get("values", []), size, data)
+                crcs["values"] = _extended(crcs.get("values"), size, data)
                 size += len(values)
             entry["size"] = size
             series_state[name] = entry
@@ -265,6 +265,12 @@ class JournalSink:
             f"{run.name}: cannot write the run's journal to {self.folder} ({type(exc).__name__}: {exc}); "
             "the evaluation goes on (tried again at every flush), but a crash now would lose its examples"
         )
+
+
+def _extended(record: dict[str, Any] | None, size: int, data: bytes) -> dict[str, Any]:
+    """A file's CRC record once ``data`` (8-byte items) is appended after its first ``size`` items."""
+    crcs = [] if record is None else record["crc"]
+    return {"crc": journal.extend_crcs(crcs, size, data), "items": size + len(data) // 8}
 
 
 #: Examples per details line at most: a batch of a million is many lines, none near a reader's line cap.

@@ -94,16 +94,19 @@ def extend_crcs(crcs: list[int], size: int, data: bytes) -> list[int]:
     return crcs
 
 
-def damaged_blocks(data: bytes, crcs: object, size: int) -> list[int]:
-    """The blocks of a file's first ``size`` items (``data``, as read) whose CRC is not the one recorded; none
-    when no CRCs were recorded (a journal written before them) or the record does not fit the size."""
-    if not isinstance(crcs, list) or len(crcs) != -(-size // CRC_BLOCK):
+def damaged_blocks(data: bytes, crcs: object, size: int, covered: object) -> list[int]:
+    """The blocks of a file's first ``size`` items (``data``, as read) whose CRC is not the one recorded for
+    the ``covered`` items it was computed over. A block is checked only where both agree on its extent (a
+    last block the record's size cuts short is not); none when no CRCs were recorded (an older journal)."""
+    if not isinstance(crcs, list) or not isinstance(covered, int) or len(crcs) != -(-covered // CRC_BLOCK):
         return []
     damaged = []
     for k, expected in enumerate(crcs):
-        start, end = k * CRC_BLOCK * 8, min((k + 1) * CRC_BLOCK, size) * 8
-        part = data[start:end]
-        if len(part) == end - start and zlib.crc32(part) != expected:  # a block read short is reported as such
+        start, end = k * CRC_BLOCK, min((k + 1) * CRC_BLOCK, covered)
+        if end > size:
+            break
+        part = data[start * 8 : end * 8]
+        if len(part) == (end - start) * 8 and zlib.crc32(part) != expected:  # a block read short is said so apart
             damaged.append(k)
     return damaged
 
@@ -234,6 +237,7 @@ class Journal:
 def _read_array(
     source: Source, name: str, dtype: str, size: int, problems: list[str], crcs: object = None
 ) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    # ``crcs``: {"crc": [CRC-32 per block], "items": how many items they were computed over}, or None.
     """The file's first ``size`` items, and which of them are sound (False in a block whose CRC is wrong)."""
     if not size:
         return np.empty(0, dtype=dtype), np.ones(0, dtype=bool)
@@ -247,7 +251,8 @@ def _read_array(
     if have < size:
         problems.append(f"{name}: {have} of {size} values on disk")
     sound = np.ones(have, dtype=bool)
-    for block in damaged_blocks(data, crcs, size):
+    record = crcs if isinstance(crcs, dict) else {}
+    for block in damaged_blocks(data, record.get("crc"), size, record.get("items")):
         first = block * CRC_BLOCK
         last = min(first + CRC_BLOCK, size)
         sound[first:last] = False

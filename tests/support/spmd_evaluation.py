@@ -1,4 +1,4 @@
-"""One rank of a torch.distributed evaluation (run by tests/test_distributed.py under torchrun or by hand).
+"""One rank of a torch.distributed evaluation (run by tests/scaleout/test_distributed.py under torchrun or by hand).
 
 Environment: N examples, MODE ("", "raise", "pad", "die"), ID_FIELD, TIMEOUT (gather_timeout).
 Each rank writes one line to $OUT/rank<r>.txt: RESULT <rank> <json> or RAISED <rank> <exception type> <message>

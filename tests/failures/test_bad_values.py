@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,13 +17,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.evaluations import yields
+from support.scripts import run_script
 
 from tracked import TrackedWarning, read_session, tracked_eval
-
-
-@tracked_eval(verbose=False)
-def yields(items: list[Any]) -> Iterator[Any]:
-    yield from items
 
 
 @tracked_eval(verbose=False)
@@ -79,31 +78,6 @@ def test_nested_mappings_and_lists_are_details_kept_as_text() -> None:
     assert set(read_session(result.session_dir).scalars["Training Progress"]) == {"acc", "acc (running mean)"}
 
 
-@pytest.mark.parametrize("name", ["f1/macro", "exact match", "точность", "精度", "a.b-c"])
-def test_unusual_metric_names_are_reported_as_given(name: str) -> None:
-    """Names with '/', spaces and unicode reach ClearML unchanged."""
-    session = read_session(yields([{name: 1.0}, {name: 0.0}]).session_dir)
-    assert session.scalars["Training Progress"][name] == [(0, 1.0), (1, 0.0)]
-    assert session.single_values[name] == 0.5
-
-
-def test_empty_metric_name_is_reported() -> None:
-    """An empty name is a metric like any other (ClearML stores it as given)."""
-    result = yields([{"": 1.0}])
-    assert result[""] == 1.0
-    assert read_session(result.session_dir).single_values[""] == 1.0
-
-
-def test_a_thousand_metric_names() -> None:
-    """1,000 distinct metrics: every one gets its series and its single value."""
-    items = [{f"m{i:04d}": float(i) for i in range(1000)} for _ in range(3)]
-    result = yields(items)
-    session = read_session(result.session_dir)
-    assert len(session.scalars["Training Progress"]) == 2000
-    assert session.single_values["m0999"] == 999.0
-    assert len(session.tables["Final Metrics"].rows) == len(result)
-
-
 @dataclasses.dataclass
 class Scores:
     accuracy: float
@@ -144,6 +118,7 @@ def test_zero_examples() -> None:
     assert session.status == "completed"
 
 
+@pytest.mark.torch
 def test_torch_scalar_tensors_are_numbers() -> None:
     """CPU torch scalar tensors are metrics, moved to the host in batches (not one by one)."""
     torch = pytest.importorskip("torch")
@@ -156,9 +131,74 @@ def test_torch_scalar_tensors_are_numbers() -> None:
     assert result["score"] == 1.0
 
 
+def test_huge_values_have_exact_means_and_the_session_stays_valid_json() -> None:
+    """1e308 values: the mean is 1e308, alternating signs give 0, no inf/nan is ever written as a JSON number."""
+
+    @tracked_eval(verbose=False, max_points=10)
+    def evaluate(dataset: list[float]) -> Iterator[dict[str, float]]:
+        for i, v in enumerate(dataset):
+            yield {"big": v, "alternating": v if i % 2 else -v}
+
+    result = evaluate([1e308] * 1000)
+    assert result["big"] == 1e308
+    assert result["alternating"] == 0.0
+    folder = result.session_dir
+    assert folder is not None
+    for line in (folder / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} written as a JSON number"))
+    chart = read_session(folder).scalars["Training Progress"]
+    assert [v for _, v in chart["big"]] == [1e308] * 10
+    assert chart["big (running mean)"][-1][1] == 1e308
+    assert chart["alternating"][-1][1] == 0.0
+
+
+LARGE_DETAILS = """
+    import re
+    from tracked import tracked_eval
+
+    def peak():
+        return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) // 1024
+
+    @tracked_eval(verbose=False, flush_interval=0.2)
+    def evaluate(n):
+        for i in range(n):
+            yield {"score": float(i), "answer": str(i % 10) * 2**20}  # a different 1 MB text each
+
+    base = peak()
+    result = evaluate(N)
+    print("GROWTH", peak() - base)
+    print("SESSION", result.session_dir)
+    print("CELL", result.examples["answer"][3][-80:])
+"""
+
+
+def test_large_details_keep_the_runs_memory_bounded(clearml_cache: Path) -> None:
+    """300 details of 1 MB: memory grows far less than 300 MB; the full texts are on disk, previews marked."""
+    done = run_script(LARGE_DETAILS.replace("N)", "300)"), clearml_cache)
+    assert done.returncode == 0, done.stderr
+    out = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    assert int(out["GROWTH"]) < 150, out["GROWTH"]
+    assert out["CELL"].endswith("[1,048,576 characters in all; the full text is in long-details.jsonl]")
+    session = Path(out["SESSION"])
+    lines = (session / "tracked" / "0" / "long-details.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 300
+    assert json.loads(lines[3]) == [3, "answer", "3" * 2**20]
+
+
+def test_infinite_intervals_are_refused_when_decorating() -> None:
+    """flush_interval=inf (or nan, or 0) is a clear error at decoration, not a dead live thread."""
+    from tracked.common.options import SettingsError
+
+    for bad in (float("inf"), float("nan"), 0, -1):
+        with pytest.raises(SettingsError, match="flush_interval"):
+            tracked_eval(flush_interval=bad)
+
+
 # -- property: final metrics equal an independent reference computation -------------------------
 
 NAMES = st.sampled_from(["a", "b", "score"])
+
+
 VALUES = st.one_of(
     st.floats(min_value=-1e12, max_value=1e12),
     st.sampled_from([math.nan, math.inf, -math.inf]),
@@ -167,6 +207,8 @@ VALUES = st.one_of(
     st.none(),
     st.text(max_size=5),
 )
+
+
 ITEMS = st.one_of(VALUES, st.dictionaries(NAMES, VALUES, max_size=3))
 
 
@@ -267,48 +309,7 @@ def test_an_integer_field_averaged_warns_once_and_the_options_decide(monkeypatch
      ("y_loss", True), ("label_smoothing_loss", True), ("accuracy", True)],
 )  # fmt: skip
 def test_the_label_rule_reads_names_by_their_last_word(name: str, metric: bool) -> None:
-    from tracked._options import Settings
-    from tracked._run import is_metric
+    from tracked.common.options import Settings
+    from tracked.recording.recorder import is_metric
 
     assert is_metric(name, Settings()) is metric
-
-
-def test_a_lone_surrogate_in_a_detail_is_escaped_and_the_run_is_written() -> None:
-    """Text decoded with surrogateescape (or a broken tokenizer) once made ClearML, the local copy and
-    ``result.examples`` fail: UTF-8 cannot hold a lone surrogate. It is written as its escape."""
-    from tracked import batch
-
-    @tracked_eval(verbose=False)
-    def evaluate() -> Iterator[Any]:
-        yield {"s": 1.0, "p": "bad \udc80 text"}
-        yield batch(s=[0.0], p=["also \udc81"])
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no warning: nothing failed
-        result = evaluate()
-    assert result["s"] == 0.5
-    assert result.examples["p"].tolist() == ["bad \\udc80 text", "also \\udc81"]
-    assert result.session_dir is not None
-    session = read_session(result.session_dir)
-    assert session.status == "completed"
-    assert session.examples()["p"].tolist() == ["bad \\udc80 text", "also \\udc81"]
-
-
-def test_a_lone_surrogate_in_names_is_escaped_and_the_run_is_written() -> None:
-    """In a metric's name, a detail's name and the task's name: written as its escape, nothing lost."""
-
-    @tracked_eval(verbose=False, task_name="run \udc80", group_by="g\udc80")
-    def evaluate() -> Iterator[Any]:
-        for i in range(4):
-            yield {"m\udc80": float(i % 2), "d\udc80": "v", "g\udc80": f"group {i % 2}"}
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no warning: nothing failed
-        result = evaluate()
-    assert result["m\udc80"] == 0.5
-    assert list(result.examples.columns) == ["m\\udc80", "d\\udc80", "g\\udc80"]
-    assert result.session_dir is not None
-    session = read_session(result.session_dir)
-    assert session.status == "completed"
-    assert list(session.examples().columns) == ["m\\udc80", "d\\udc80", "g\\udc80"]
-    assert "m\\udc80" in session.single_values

@@ -1,4 +1,4 @@
-"""tracked._stats: every number against an independent computation (scipy, statsmodels, or the paper's formula)."""
+"""tracked.stats: every number against an independent computation (scipy, statsmodels, or the paper's formula)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from tracked._stats import Z95, Paired, better, group_stats, is_proportion, metric_stats, paired
+from tracked.stats import Z95, Paired, better, group_stats, is_proportion, metric_stats, paired
 
 COLUMNS = ["mean", "stderr", "ci_low", "ci_high", "std", "n", "min", "max"]
 NAN = math.nan
@@ -457,7 +457,7 @@ def test_per_run_statistics_do_not_import_scipy() -> None:
     """scipy.stats takes over a second to import; only the on-demand paired comparison may pay for it."""
     code = (
         "import sys, numpy as np\n"
-        "from tracked._stats import metric_stats, group_stats, better\n"
+        "from tracked.stats import metric_stats, group_stats, better\n"
         "metric_stats({'a': np.array([0.0, 1.0, 1.0])}, clusters=np.array(['x', 'y', 'y'], dtype=object))\n"
         "group_stats({'a': np.array([0.5, 2.0])}, np.array([1, 2]))\n"
         "better(1.0, 0.1, 0.5, 0.1)\n"

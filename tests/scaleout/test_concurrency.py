@@ -11,8 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pool_evaluations
 import pytest
+from support import pool_evaluations
 
 from tracked import EvalResult, read_session, tracked_eval
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from waiting import wait_until
+from support.waiting import wait_until
 
 from tracked import TrackedWarning, read_session, tracked_eval
 
@@ -279,6 +279,7 @@ def test_without_a_dataset_argument_it_cannot_resume() -> None:
     assert result["num_examples"] == 20
 
 
+@pytest.mark.torch
 def test_a_dataloader_cannot_be_resumed() -> None:
     """A torch DataLoader yields batches: one warning naming DataLoader, and a fresh run."""
     pytest.importorskip("torch")

@@ -13,13 +13,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from support import FOLDER, ROOT
 
 from tracked import read_session, tracked_eval
-
-pytest.importorskip("torch.distributed")
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from spmd_evaluation import data  # noqa: E402
 
 
 def free_port() -> int:
@@ -29,12 +25,12 @@ def free_port() -> int:
 
 
 def torchrun(ranks: int, cache: Path, **env: str) -> dict[int, list[str]]:
-    """``torchrun --nproc_per_node=RANKS tests/spmd_evaluation.py``: each rank's line, split."""
+    """``torchrun --nproc_per_node=RANKS tests/support/spmd_evaluation.py``: each rank's line, split."""
     out = cache / "ranks"
     out.mkdir(parents=True)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ranks}", f"--master_port={free_port()}",
-         str(HERE / "spmd_evaluation.py")],
+         str(FOLDER / "spmd_evaluation.py")],
         capture_output=True, text=True, timeout=240, check=False,
         env={**os.environ, "CLEARML_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", "OUT": str(out), **env},
     )  # fmt: skip
@@ -49,6 +45,8 @@ def _line(out: Path, rank: int, log: str) -> list[str]:
 
 
 def single_process(n: int) -> Any:
+    from support.spmd_evaluation import data  # imports torch.distributed: only once a test has not skipped
+
     @tracked_eval(verbose=False, task_name="spmd")
     def evaluate(dataset: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from dataset
@@ -56,9 +54,11 @@ def single_process(n: int) -> Any:
     return evaluate(data(n))
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_ranks_make_one_run_equal_to_a_single_process_run(clearml_cache: Path, ranks: int) -> None:
     """2 ranks, and 3 for uneven shards: one session, exact means, the same statistics and examples table."""
+    pytest.importorskip("torch.distributed")
     lines = torchrun(ranks, clearml_cache / "spmd", N="10")
     results = [json.loads(lines[r][2]) for r in range(ranks)]
     assert all(r == results[0] for r in results)  # every rank: the same global result
@@ -80,7 +80,9 @@ def test_ranks_make_one_run_equal_to_a_single_process_run(clearml_cache: Path, r
     assert stats["stderr"] == pytest.approx(one.stats.loc["loss", "stderr"])
 
 
+@pytest.mark.torch
 def test_a_rank_that_raises_makes_every_rank_raise_and_the_run_failed(clearml_cache: Path) -> None:
+    pytest.importorskip("torch.distributed")
     lines = torchrun(3, clearml_cache / "spmd", N="12", MODE="raise")
     assert lines[1][:3] == ["RAISED", "1", "ValueError"]
     for rank in (0, 2):
@@ -93,7 +95,9 @@ def test_a_rank_that_raises_makes_every_rank_raise_and_the_run_failed(clearml_ca
     assert session.single_values["num_examples"] == 4 + 2 + 4  # what every rank had scored
 
 
+@pytest.mark.torch
 def test_distributed_sampler_padding_is_counted_once_by_id(clearml_cache: Path) -> None:
+    pytest.importorskip("torch.distributed")
     lines = torchrun(3, clearml_cache / "spmd", N="10", MODE="pad", ID_FIELD="id")
     metrics = json.loads(lines[0][2])["metrics"]
     one = single_process(10)
@@ -102,14 +106,16 @@ def test_distributed_sampler_padding_is_counted_once_by_id(clearml_cache: Path) 
     assert metrics["loss"] == one["loss"]
 
 
+@pytest.mark.torch
 def test_a_rank_that_dies_leaves_the_others_a_bounded_wait_and_rank_0_records_its_part(tmp_path: Path) -> None:
     """Ranks started by hand (no torchrun agent to kill the rest): rank 1 exits mid-run; the others fail
     within gather_timeout with a clear error, and rank 0 records what it scored as a failed run."""
+    pytest.importorskip("torch.distributed")
     port = str(free_port())
     cache = tmp_path / "cache"
     base = {"CLEARML_CACHE_DIR": str(cache), "MODE": "die", "TIMEOUT": "20", "N": "12", "WORLD_SIZE": "3",
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OUT": str(tmp_path)}  # fmt: skip
-    command = [sys.executable, str(HERE / "spmd_evaluation.py")]
+    command = [sys.executable, str(FOLDER / "spmd_evaluation.py")]
     procs = [
         subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, **base, "RANK": str(rank)})
         for rank in range(3)
@@ -126,9 +132,11 @@ def test_a_rank_that_dies_leaves_the_others_a_bounded_wait_and_rank_0_records_it
     assert session.single_values["num_examples"] == 4  # rank 0's own part
 
 
+@pytest.mark.torch
 def test_the_main_example_on_two_ranks_is_one_session_equal_to_one_process(clearml_cache: Path) -> None:
     """``torchrun --nproc_per_node=2 examples/evaluate_qa.py``: one offline session, the 1-process metrics."""
-    example = HERE.parent / "examples" / "evaluate_qa.py"
+    pytest.importorskip("torch.distributed")
+    example = ROOT / "examples" / "evaluate_qa.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",

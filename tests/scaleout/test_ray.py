@@ -1,4 +1,4 @@
-"""Ray's two patterns, on a local Ray started by the script (CPU, 127.0.0.1): see tests/ray_evaluation.py."""
+"""Ray's two patterns, on a local Ray started by the script (CPU, 127.0.0.1): see tests/support/ray_evaluation.py."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import FOLDER
 
 from tracked import read_session
 
-pytest.importorskip("ray")
 
-
+@pytest.mark.ray
 def test_ray_data_rows_and_ray_task_shards_give_the_unsharded_results(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("ray_evaluation.py"))],
+        [sys.executable, str(FOLDER / "ray_evaluation.py")],
         capture_output=True, text=True, timeout=300, check=False,
         env={**os.environ, "CLEARML_CACHE_DIR": str(tmp_path / "cache"), "RAY_USAGE_STATS_ENABLED": "0"},
     )  # fmt: skip

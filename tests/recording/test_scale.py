@@ -87,7 +87,7 @@ def test_every_example_is_saved_as_an_artifact_pandas_reads_back() -> None:
 
 def test_values_across_storage_chunks_keep_their_order_and_indices() -> None:
     """Scores stored in fixed-size chunks come back whole and in order, gaps included."""
-    from tracked._storage import CHUNK
+    from tracked.recording.storage import CHUNK
 
     n = 2 * CHUNK + 10
     gap = CHUNK + 5

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clearml_server import StandInServer
-from waiting import wait_until
+from support.clearml_server import StandInServer
+from support.waiting import wait_until
 
 from tracked import read_session
 

@@ -62,7 +62,7 @@ def batches(kind: str) -> Iterator[Any]:
         start += size
 
 
-@pytest.mark.parametrize("kind", ["numpy", "torch", "pandas"])
+@pytest.mark.parametrize("kind", ["numpy", pytest.param("torch", marks=pytest.mark.torch), "pandas"])
 def test_batches_give_what_single_yields_give(kind: str) -> None:
     if kind == "torch":
         pytest.importorskip("torch")
@@ -227,8 +227,16 @@ def _both(singles: list[Any], batches: list[Any], **options: Any) -> tuple[Any, 
     return one(), many()
 
 
+TORCH_CASE = "numpy and torch elements"
+
+
 def _cases() -> dict[str, tuple[list[Any], list[Any], dict[str, Any]]]:
-    import torch
+    """Each case by name: what is yielded one by one, the same in batches, the options. The torch case needs
+    torch to be built: without it, it is empty (and its test skips), so the cases are listed all the same."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
 
     big = [2**53 + 1, 2**60 + 7]
     labels = np.array([3, 7])
@@ -247,11 +255,13 @@ def _cases() -> dict[str, tuple[list[Any], list[Any], dict[str, Any]]]:
             [batch(s=[1.0, 1.0], id=2**53 + 1, label=True)],
             {},
         ),
-        "numpy and torch elements": (
+        TORCH_CASE: (
             [{"s": 1.0, "label": labels[i], "y_pred": torch.tensor([3, 7])[i]} for i in range(2)],
             [batch(s=[1.0, 1.0], label=labels, y_pred=torch.tensor([3, 7]))],
             {},
-        ),
+        )
+        if torch is not None
+        else ([], [], {}),
         "mixed label list": (
             [{"s": 1.0, "label": 1}, {"s": 1.0, "label": "x"}],
             [batch(s=[1.0, 1.0], label=[1, "x"])],
@@ -283,9 +293,13 @@ def _cases() -> dict[str, tuple[list[Any], list[Any], dict[str, Any]]]:
     }
 
 
-@pytest.mark.parametrize("case", list(_cases()))
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, marks=pytest.mark.torch) if case == TORCH_CASE else case for case in _cases()]
+)
 @pytest.mark.filterwarnings("ignore")
 def test_hostile_columns_give_what_single_yields_give(case: str) -> None:
+    if case == TORCH_CASE:
+        pytest.importorskip("torch")
     singles, batches, options = _cases()[case]
     one, many = _both(singles, batches, **options)
     assert {k: v for k, v in many.metrics.items() if k != "duration_seconds"} == {
@@ -294,8 +308,9 @@ def test_hostile_columns_give_what_single_yields_give(case: str) -> None:
     pd.testing.assert_frame_equal(many.examples, one.examples)
 
 
+@pytest.mark.torch
 def test_columns_tracked_cannot_read_are_a_skipped_batch_and_bfloat16_is_read() -> None:
-    import torch
+    torch = pytest.importorskip("torch")
 
     @tracked_eval(verbose=False)
     def evaluate() -> Iterator[Any]:

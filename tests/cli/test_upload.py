@@ -1,7 +1,7 @@
 """`tracked upload` against the stand-in server: what a server shows, and that no upload loses data silently.
 
 Sessions are written by real @tracked_eval runs in child processes; the upload is the real command
-(``python -m tracked upload``) and the real ClearML SDK, talking to ``clearml_server.StandInServer``.
+(``python -m tracked upload``) and the real ClearML SDK, talking to ``support.clearml_server.StandInServer``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from clearml_server import SINGLE_VALUE_ITERATION, StandInServer
-from waiting import wait_until
+from support.clearml_server import SINGLE_VALUE_ITERATION, StandInServer
+from support.waiting import wait_until
 
 from tracked import tracked_eval
 

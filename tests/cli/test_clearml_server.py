@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from clearml_server import SINGLE_VALUE_ITERATION, StandInServer
+from support.clearml_server import SINGLE_VALUE_ITERATION, StandInServer
 
 FRAMEWORKS = (
     "detect_repository",

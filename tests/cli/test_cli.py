@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from tracked import tracked_eval
 from tracked.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_eval(name: str, values: list[float], max_points: int = 5000) -> Path:
@@ -215,7 +214,7 @@ def test_zip_with_folder_inside_is_read(three_runs: list[Path], tmp_path: Path) 
 
 def test_upload_sends_an_interrupted_run_as_stopped_with_its_means(tmp_path: Path) -> None:
     """An interrupted session (its writer died) reaches the server stopped, with the means of what it recorded."""
-    from clearml_server import StandInServer
+    from support.clearml_server import StandInServer
 
     @tracked_eval(verbose=False, task_name="died")
     def evaluate(dataset: list[float]) -> Iterator[dict[str, float]]:

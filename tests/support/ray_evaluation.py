@@ -1,4 +1,4 @@
-"""The two Ray patterns (run by tests/test_ray.py in a process of its own; a local Ray on 127.0.0.1).
+"""The two Ray patterns (run by tests/scaleout/test_ray.py in a process of its own; a local Ray on 127.0.0.1).
 
 (a) Ray does the work, the driver records it: a Ray Data pipeline scores batches on the workers; the
     decorated generator on the driver yields the rows as ``iter_rows()`` delivers them.
