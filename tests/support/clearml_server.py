@@ -122,6 +122,8 @@ class StandInServer:
       fail:  {endpoint: http_status}, answer that endpoint with that status (and an error envelope).
       delay: {endpoint: seconds}, sleep before answering (cut short when the server stops).
       hang:  endpoints never answered until the server stops (then the connection is dropped).
+      garble: endpoints handled as usual (a task is created, a status changed) but answered 200 with a
+             body cut short, not a JSON reply: what a proxy or a server dying mid-answer leaves.
       api_version / server_version: what the login token reports (the SDK picks its API level from it).
 
     Fail API endpoints with a status of 500 or below: clearml 2.1.12 (``InterfaceBase._send``) retries any
@@ -133,12 +135,14 @@ class StandInServer:
         fail: dict[str, int] | None = None,
         delay: dict[str, float] | None = None,
         hang: Iterable[str] = (),
+        garble: Iterable[str] = (),
         api_version: str = "2.23",
         server_version: str = "1.16.0",
     ) -> None:
         self.fail: dict[str, int] = dict(fail or {})
         self.delay: dict[str, float] = dict(delay or {})
         self.hang: set[str] = set(hang)
+        self.garble: set[str] = set(garble)
         self.api_version = api_version
         self.server_version = server_version
         self.requests: list[Record] = []
@@ -366,6 +370,30 @@ class StandInServer:
             return pattern == value
 
     @staticmethod
+    def _tagged(wanted: Any, tags: Any) -> bool:
+        """clearml-server's tag filter: any of the tags given; ``-tag`` excludes; ``__$all`` / ``__$any``
+        switch how the following (included) tags combine."""
+        if not wanted:
+            return True
+        have = set(tags or [])
+        include: list[tuple[str, str]] = []
+        mode = "any"
+        for tag in wanted if isinstance(wanted, list) else [wanted]:
+            tag = str(tag)
+            if tag in ("__$all", "__$and"):
+                mode = "all"
+            elif tag in ("__$any", "__$or"):
+                mode = "any"
+            elif tag.startswith("-"):
+                if tag[1:] in have:
+                    return False
+            else:
+                include.append((mode, tag))
+        anys = [tag for how, tag in include if how == "any"]
+        alls = [tag for how, tag in include if how == "all"]
+        return all(tag in have for tag in alls) and (not anys or any(tag in have for tag in anys))
+
+    @staticmethod
     def _only_fields(item: dict[str, Any], only: Any) -> dict[str, Any]:
         if not only:
             return copy.deepcopy(item)
@@ -483,7 +511,13 @@ class StandInServer:
             and (not projects or t.get("project") in projects)
             and (not statuses or t.get("status") in statuses)
             and self._matches(body.get("name"), t.get("name"))
+            and self._tagged(body.get("tags"), t.get("tags"))
+            and self._tagged(body.get("system_tags"), t.get("system_tags"))
         ]
+        order = body.get("order_by") or []
+        for key in reversed(order if isinstance(order, list) else [order]):
+            name = str(key).lstrip("-")
+            found.sort(key=lambda t: str(t.get(name) or ""), reverse=str(key).startswith("-"))
         return {"tasks": found}
 
     _api_tasks__get_all_ex = _api_tasks__get_all
@@ -880,6 +914,8 @@ def _handler_class(server: StandInServer, host: str) -> type[BaseHTTPRequestHand
                 try:
                     data, record.known = server._handle_api(endpoint, body)
                     status, payload = 200, server._envelope(endpoint, version, 200, data)
+                    if endpoint in server.garble:  # done, but the answer is cut short
+                        payload = payload[: len(payload) // 2]
                 except _ApiError as err:
                     status = err.status
                     payload = server._envelope(endpoint, version, err.status, {}, err.message, err.subcode)
