@@ -39,7 +39,7 @@ def status_of(exc: BaseException) -> str:
 
 
 class Follower(Protocol):
-    """What follows a run while it goes (``_live.Live``): stopped, then told the end."""
+    """What follows a run while it goes (``live.Live``): stopped, then told the end."""
 
     def stop(self) -> None: ...
 

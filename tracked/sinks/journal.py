@@ -1,6 +1,6 @@
 """The journal sink: every ``flush_interval``, the examples so far are made durable on disk.
 
-What it writes is described in ``tracked/_journal.py``. A process that
+What it writes is described in ``tracked/store/journal.py``. A process that
 dies without cleaning up (``kill -9``, the OOM killer, a segfault) loses at
 most the examples of the last interval; ``tracked show`` then reports the
 run as ``interrupted`` and ``resume=True`` continues it. A disk that fails

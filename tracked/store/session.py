@@ -3,7 +3,7 @@
 A session is a folder ``<cache>/offline/<task-id>/`` (or its ``.zip``) with
 ``task.json``, ``metrics.jsonl`` and ``log.jsonl``. Each line of the jsonl
 files is a JSON array: one batch of events as ClearML flushed it. tracked
-adds the run's journal (``tracked/0/``, see ``tracked/_journal.py``): it
+adds the run's journal (``tracked/0/``, see ``tracked/store/journal.py``): it
 tells a run still going from one whose process died (``interrupted``), and
 holds the examples recorded so far.
 
