@@ -293,3 +293,30 @@ def test_a_slow_evaluation_is_durable_up_to_its_last_example(tmp_path: Path) -> 
     watcher.join()
     assert seen == [1, 2]  # each example durable while the evaluation still waits after it
     assert result["num_examples"] == 3
+
+
+def test_a_run_ended_by_the_exit_hook_skips_the_artifact_its_journal_holds_the_examples(clearml_cache: Path) -> None:
+    """The process is going: the end is kept short (no examples artifact); every example is in the journal."""
+    done = run_code(
+        """
+        from tracked import tracked_eval
+
+        @tracked_eval(lazy=True, verbose=False)
+        def evaluate():
+            for i in range(100):
+                yield {"acc": float(i % 2), "answer": f"a{i}"}
+
+        gen = evaluate()
+        for _ in range(7):
+            next(gen)
+        """,
+        clearml_cache,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    session = read_session(only_session(clearml_cache))
+    assert session.status == "stopped"
+    artifacts = (session.task.get("execution") or {}).get("artifacts") or []
+    assert [a.get("key") for a in artifacts] == []
+    examples = session.examples()
+    assert list(examples["answer"]) == [f"a{i}" for i in range(7)]

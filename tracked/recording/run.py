@@ -222,6 +222,7 @@ class Run(Recorder):
 
         Its evaluation's thread may be halfway through an example (a signal, a daemon thread at exit)."""
         if self.result is None:
+            self.halted = True  # the process is going: its examples are in the journal, the end is kept short
             self.finish(STOPPED, drop_last=self.adding())
 
     def forsake(self) -> None:
