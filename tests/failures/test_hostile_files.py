@@ -273,3 +273,84 @@ def test_flipped_bytes_in_a_journals_values_are_found_and_left_out(capsys: pytes
     assert len(indices) == n - 65_536
     assert main(["show", str(session)]) == 2
     assert "damaged" in capsys.readouterr().err
+
+
+def _series_edit(field: str, value: object) -> object:
+    """A run.json edit: a top-level field, or ``series.acc.<key>``, set to ``value``."""
+    return (field, value)
+
+
+RUN_JSON_EDITS = [
+    ("series", None), ("series", 5), ("series", []), ("series.acc", 5), ("series.acc.size", None),
+    ("series.acc.size", [1]), ("series.acc.size", 150.7), ("series.acc.dense_start", 2**70), ("details", None),
+    ("details", []), ("details.bytes", None), ("details.bytes", -1), ("duration", "x"), ("duration", [1]),
+    ("count", None), ("count", 2.5),
+]  # fmt: skip
+
+
+def _apply(session: Path, field: str, value: object) -> None:
+    import json
+
+    path, state = _state(session)
+    target: dict[str, object] = state
+    *parents, last = field.split(".")
+    for part in parents:
+        target = target[part]  # type: ignore[assignment]
+    target[last] = value
+    state["status"] = "running"  # interrupted: what is shown comes from the journal
+    path.write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize(("field", "value"), RUN_JSON_EDITS)
+def test_an_edited_run_json_is_shown_with_its_problem_never_a_traceback(
+    field: str, value: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any shape of an edited run.json: the session is read (what can be read of it) and shown with one
+    line naming the damage; never a traceback, never the whole session refused."""
+    session = _run(n=20)
+    _apply(session, field, value)
+    read = read_session(session)
+    assert read.name == "hostile"
+    assert main(["show", str(session)]) == 2
+    captured = capsys.readouterr()
+    assert "run       hostile" in captured.out
+    assert "Traceback" not in captured.err
+    assert "not a readable session" not in captured.err
+
+
+@pytest.mark.parametrize(("field", "value"), [("series.acc", 5), ("duration", "x"), ("skipped", {"a": 5})])
+def test_resume_over_a_damaged_journal_is_a_fresh_tracked_run(field: str, value: object) -> None:
+    """The previous run's journal damaged: resume warns and starts a fresh run that is recorded (never an
+    untracked one), and the next resume works again."""
+    crash_at: list[int] = [10]
+
+    @tracked_eval(task_name="damaged", verbose=False, resume=True)
+    def evaluate(dataset: list[int]) -> Iterator[dict[str, object]]:
+        for i in dataset:
+            if crash_at and i == crash_at[0]:
+                raise RuntimeError("crashed")
+            yield {"acc": float(i % 2)}
+
+    with pytest.raises(RuntimeError):
+        evaluate(list(range(20)))
+    (session,) = [p for p in (Path(os.environ["CLEARML_CACHE_DIR"]) / "offline").iterdir() if p.is_dir()]
+    _apply(session, field, value)
+    crash_at.clear()
+    with pytest.warns(UserWarning, match="starting a fresh run"):
+        result = evaluate(list(range(20)))
+    assert result.session_dir is not None
+    assert result["num_examples"] == 20
+    assert result["acc"] == 0.5
+
+
+@pytest.mark.parametrize("shard", ["ab", 5, [0, "x"]])
+def test_merge_of_a_shard_with_an_edited_identity_is_one_line(
+    shard: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shard whose run.json names no (index, count): not merged, one line, exit 2, no traceback."""
+    shards = [_run("sharded", 10, shard=(i, 2)) for i in range(2)]
+    _edit(shards[0], shard=shard, expected="x")
+    assert main(["merge", *map(str, shards)]) == 2
+    err = capsys.readouterr().err
+    assert "not merged" in err
+    assert "Traceback" not in err

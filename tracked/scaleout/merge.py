@@ -119,7 +119,12 @@ def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
     journal = session.journal
     if journal is None or "shard" not in journal.state:
         raise MergeError(f"{session.path}: not a shard (run it with shard=(index, count))")
-    index, count = (int(x) for x in journal.state["shard"])
+    try:
+        index, count = (int(x) for x in journal.state["shard"])
+    except (TypeError, ValueError, OverflowError):  # an edited run.json
+        raise MergeError(
+            f"{session.path}: its shard {str(journal.state['shard'])[:40]!r} is not (index, count)"
+        ) from None
     if journal.status in ("running", "interrupted"):  # its examples so far are not the shard's
         what = "still running" if journal.status == "running" else "interrupted (its process died; resume=True ends it)"
         raise MergeError(f"{session.path}: shard {index}/{count} is {what}; merge shards once each has ended")
@@ -134,7 +139,7 @@ def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
     part = Part(
         index=index, count=journal.count, duration=float(journal.state.get("duration", 0.0)), status=journal.status,
         error=journal.state.get("error"), series=series, details=details,
-        dataset_num_eval=journal.state.get("expected"),
+        dataset_num_eval=expected if type(expected := journal.state.get("expected")) is int else None,
     )  # fmt: skip
     evaluation = str(journal.state.get("evaluation", ""))
     return Shard(index, count, evaluation, session.name, session.project, str(session.path), part)

@@ -237,8 +237,9 @@ class Journal:
 def _read_array(
     source: Source, name: str, dtype: str, size: int, problems: list[str], crcs: object = None
 ) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
-    # ``crcs``: {"crc": [CRC-32 per block], "items": how many items they were computed over}, or None.
-    """The file's first ``size`` items, and which of them are sound (False in a block whose CRC is wrong)."""
+    """The file's first ``size`` items, and which of them are sound (False in a block whose CRC is wrong).
+
+    ``crcs``: {"crc": [CRC-32 per block], "items": how many items they were computed over}, or None."""
     if not size:
         return np.empty(0, dtype=dtype), np.ones(0, dtype=bool)
     try:
@@ -274,31 +275,22 @@ def read_journal(where: Path | Source, with_data: bool = True, limit: int | None
     journal = Journal(where=str(folder) if folder is not None else "", state=state, live=live)
     if not with_data:
         return journal
-    for name, entry in dict(state.get("series", {})).items():
-        if not _SERIES_FILE.fullmatch(str(entry.get("file"))):  # ``../../x`` or an absolute path: outside the run
+    series = state.get("series", {})
+    if not isinstance(series, dict):
+        journal.problems.append(f"{STATE}: its metrics are not a mapping; none is read")
+        series = {}
+    for name, entry in series.items():
+        try:
+            _read_series(source, journal, str(name), entry, limit)
+        except (TypeError, ValueError, OverflowError, AttributeError, KeyError) as exc:  # an edited run.json
             journal.problems.append(
-                f"{STATE}: metric {str(name)[:80]!r} names the file {str(entry.get('file'))[:80]!r}; refused"
+                f"{STATE}: metric {str(name)[:80]!r} is not readable ({type(exc).__name__}); left out"
             )
-            continue
-        size = max(0, int(entry["size"]))
-        if limit is not None and size * 8 > limit:
-            journal.problems.append(f"{entry['file']}: only its first {limit // 2**20} MB read")
-            size = limit // 8
-        crcs = entry.get("crc") if isinstance(entry.get("crc"), dict) else {}
-        values, sound = _read_array(
-            source, f"{entry['file']}.values", "<f8", size, journal.problems, crcs.get("values")
-        )
-        if entry.get("dense_start") is not None:
-            indices = np.arange(int(entry["dense_start"]), int(entry["dense_start"]) + len(values), dtype=np.int64)
-            sound_index = np.ones(len(indices), dtype=bool)
-        else:
-            indices, sound_index = _read_array(
-                source, f"{entry['file']}.index", "<i8", size, journal.problems, crcs.get("index")
-            )
-        n = min(len(values), len(indices))
-        keep = sound[:n] & sound_index[:n]
-        journal.series[str(name)] = (indices[:n][keep], values[:n][keep])
-    committed = int(dict(state.get("details", {})).get("bytes", 0))
+    details = state.get("details", {})
+    committed = details.get("bytes", 0) if isinstance(details, dict) else None
+    if type(committed) is not int or committed < 0:  # an edited run.json: no size to trust
+        journal.problems.append(f"{STATE}: the details' size is not a count; none is read")
+        committed = 0
     if limit is not None and committed > limit:
         journal.problems.append(f"{DETAILS}: only its first {limit // 2**20} MB read")
         committed = limit
@@ -333,10 +325,15 @@ def _count_on_disk(journal: Journal) -> None:
     damaged or edited ``run.json``: resume would skip examples never scored), or not a count at all.
     Values and details at no example's index (negative, or past the count) are left out."""
     state = journal.state
+    raw = state.get("count")
+    claimed = raw if type(raw) is int else -1  # 2.5, true, "many", null, missing: no count
     try:
-        claimed = int(state.get("count", 0))
+        duration = float(state.get("duration", 0.0))
     except (TypeError, ValueError, OverflowError):
-        claimed = -1
+        duration = math.nan
+    if not (math.isfinite(duration) and duration >= 0):
+        journal.problems.append(f"{STATE}: its duration {str(state.get('duration'))[:40]!r} is no time; 0 s shown")
+        state["duration"] = 0.0
     ends = [int(indices.max()) + 1 for indices, _ in journal.series.values() if len(indices)]
     ends += [index + 1 for index, _ in journal.details]
     held = max(ends, default=0)
@@ -350,6 +347,33 @@ def _count_on_disk(journal: Journal) -> None:
         if not keep.all():
             journal.series[name] = (indices[keep], values[keep])
     journal.details = [(index, fields) for index, fields in journal.details if 0 <= index < count]
+
+
+def _read_series(source: Source, journal: Journal, name: str, entry: Any, limit: int | None) -> None:
+    """One metric's values and indices, as its ``run.json`` entry describes them (checked: anyone can edit it)."""
+    if not _SERIES_FILE.fullmatch(str(entry.get("file"))):  # ``../../x`` or an absolute path: outside the run
+        journal.problems.append(
+            f"{STATE}: metric {str(name)[:80]!r} names the file {str(entry.get('file'))[:80]!r}; refused"
+        )
+        return
+    size, dense = entry["size"], entry.get("dense_start")
+    if type(size) is not int or size < 0 or not (dense is None or type(dense) is int):
+        raise ValueError("a size or start that is no count")
+    if limit is not None and size * 8 > limit:
+        journal.problems.append(f"{entry['file']}: only its first {limit // 2**20} MB read")
+        size = limit // 8
+    crcs = entry.get("crc") if isinstance(entry.get("crc"), dict) else {}
+    values, sound = _read_array(source, f"{entry['file']}.values", "<f8", size, journal.problems, crcs.get("values"))
+    if dense is not None:
+        indices = np.arange(dense, dense + len(values), dtype=np.int64)
+        sound_index = np.ones(len(indices), dtype=bool)
+    else:
+        indices, sound_index = _read_array(
+            source, f"{entry['file']}.index", "<i8", size, journal.problems, crcs.get("index")
+        )
+    n = min(len(values), len(indices))
+    keep = sound[:n] & sound_index[:n]
+    journal.series[name] = (indices[:n][keep], values[:n][keep])
 
 
 def new_state(**identity: Any) -> dict[str, Any]:

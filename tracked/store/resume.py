@@ -128,7 +128,7 @@ def prepare(
         status, done = old.status, old.count
     except FileNotFoundError:  # the previous run's session was deleted: nothing to continue
         return None, args, kwargs
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged journal: a fresh run, one warning
         warn(f"cannot resume {name}: its previous run's journal ({folder}) is unreadable ({exc}); starting a fresh run")
         return None, args, kwargs
     if status == journal.RUNNING:
@@ -150,9 +150,9 @@ def prepare(
     fresh = f"cannot resume {name} at example {done} ({folder})"
     try:
         data = journal.read_journal(folder)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any damage to a file anyone can edit: a fresh run, never none
         journal.release(claim)
-        warn(f"{fresh}: its journal is unreadable ({exc}); starting a fresh run")
+        warn(f"{fresh}: its journal is unreadable ({type(exc).__name__}: {exc}); starting a fresh run")
         return None, args, kwargs
     if data.problems:  # a damaged journal: resuming would lose or double examples
         journal.release(claim)
@@ -171,18 +171,25 @@ def prepare(
         journal.release(claim)
         warn(f"{fresh}: {rest}; starting a fresh run")
         return None, args, kwargs
-    skipped = {
-        (k or None): (int(v[0]), str(v[1])) for k, v in dict(data.state.get("skipped", {})).items() if len(v) == 2
-    }
-    earlier = Earlier(
-        folder=folder,
-        count=done,
-        duration=float(data.state.get("duration", 0.0)),
-        series={name: (i[i < done], v[i < done]) for name, (i, v) in data.series.items()},  # what run.json vouches for
-        details=[d for d in data.details if d[0] < done],
-        skipped=skipped,
-        claim=claim,
-    )
+    try:
+        skipped = {
+            (k or None): (int(v[0]), str(v[1])) for k, v in dict(data.state.get("skipped", {})).items() if len(v) == 2
+        }
+        earlier = Earlier(
+            folder=folder,
+            count=done,
+            duration=float(data.state.get("duration", 0.0)),
+            series={
+                name: (i[i < done], v[i < done]) for name, (i, v) in data.series.items()
+            },  # what run.json vouches for
+            details=[d for d in data.details if d[0] < done],
+            skipped=skipped,
+            claim=claim,
+        )
+    except Exception as exc:  # noqa: BLE001 - an edited run.json (a duration or skipped values of no shape)
+        journal.release(claim)
+        warn(f"{fresh}: its journal is unreadable ({type(exc).__name__}: {exc}); starting a fresh run")
+        return None, args, kwargs
     return earlier, *rest
 
 

@@ -187,8 +187,10 @@ def _journal(path: Path, problems: list[str]) -> Journal | None:
         problems.append(f"journal: {exc}")
     except OSError as exc:  # a FIFO, device or link in place of a file: refused, never waited on
         problems.append(f"journal: unreadable ({exc})")
-    except (KeyError, ValueError, RecursionError, zipfile.BadZipFile):
-        return None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError, RecursionError, zipfile.BadZipFile) as exc:
+        problems.append(
+            f"journal: {journal.STATE} is not readable ({type(exc).__name__}); the run's examples are not shown"
+        )
     return None
 
 
