@@ -179,25 +179,35 @@ def test_report_renders_in_a_headless_browser(three_runs: list[Path], tmp_path: 
         pytest.skip("chromium is not installed here (CI installs it)")
     output = tmp_path / "report.html"
     assert cli("report", *map(str, three_runs), "-o", str(output))[0] == 0
-    shot = tmp_path / "shot.png"
-    done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--log-level=0",
-         "--window-size=1280,1400", "--virtual-time-budget=20000", f"--screenshot={shot}", output.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
-    assert console == [], console
     from PIL import Image
 
-    image = Image.open(shot).convert("RGB")
-    colors = image.getcolors(maxcolors=1 << 20) or []
-    counts = {color: count for count, color in colors}
+    def screenshot(attempt: int) -> tuple[list[str], dict[tuple[int, int, int], int]]:
+        shot = tmp_path / f"shot{attempt}.png"
+        done = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--run-all-compositor-stages-before-draw", f"--user-data-dir={tmp_path / f'profile{attempt}'}",
+             "--enable-logging=stderr", "--log-level=0", "--window-size=1280,1400", "--virtual-time-budget=20000",
+             f"--screenshot={shot}", output.as_uri()],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+        colors = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20) or []
+        return console, {color: count for count, color in colors}
+
+    def line_pixels(counts: dict[tuple[int, int, int], int]) -> int:
+        return sum(n for (r, g, b), n in counts.items() if abs(r - 99) < 12 and abs(g - 110) < 12 and b > 230)
+
+    # Headless Chromium may take its screenshot before plotly's chart is painted on a loaded machine
+    # (the legend's 56 pixels, no line): a page that draws it is seen drawn within three shots.
+    for attempt in range(3):
+        console, counts = screenshot(attempt)
+        assert console == [], console
+        if line_pixels(counts) > 200:
+            break
     assert counts.get((238, 240, 246), 0) > 500  # table header cells (#eef0f6)
     assert counts.get((227, 246, 241), 0) > 100  # the best value's cell (#e3f6f1)
-    plotly_blue = sum(n for (r, g, b), n in counts.items() if abs(r - 99) < 12 and abs(g - 110) < 12 and b > 230)
-    assert plotly_blue > 200  # the first run's line in the progress chart
+    assert line_pixels(counts) > 200  # the first run's line in the progress chart
 
 
 def test_zip_with_folder_inside_is_read(three_runs: list[Path], tmp_path: Path) -> None:
