@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import io
 import json
-import os
 import pickle
 import re
 import shutil
@@ -27,6 +26,7 @@ from urllib.parse import unquote
 
 import pytest
 from support.clearml_server import SINGLE_VALUE_ITERATION, StandInServer
+from support.uploads import child_env, copy_of, record, upload
 from support.waiting import wait_until
 
 from tracked import tracked_eval
@@ -61,26 +61,11 @@ MODES = ("completed", "failed", "stopped")
 SERVER_STATUS = {"completed": "completed", "failed": "failed", "stopped": "stopped"}
 
 
-def child_env(home: Path, server: StandInServer | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_", "TRACKED_"))}
-    env.update(HOME=str(home), CLEARML_CACHE_DIR=str(home / "cache"), CLEARML_CONFIG_FILE=str(home / "none.conf"))
-    if server is not None:
-        env.update(server.env())
-    return env
-
-
 def evaluate_in_child(home: Path, mode: str, server: StandInServer | None = None) -> None:
     done = subprocess.run(
         [sys.executable, "-c", RUN, mode], env=child_env(home, server), capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-def upload(server: StandInServer, home: Path, *runs: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracked", "upload", *map(str, runs)],
-        env=child_env(home, server), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -96,24 +81,10 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return found
 
 
-def copy_of(session: Path, into: Path) -> Path:
-    """A session's folder and zip in a place of the test's own (upload records are written beside them)."""
-    into.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(session.with_name(session.name + ".zip"), into)
-    return Path(shutil.copytree(session, into / session.name))
-
-
 def expected_points(session: Path) -> int:
     """Training Progress events in the session (one per iteration and series)."""
     events = [e for line in (session / "metrics.jsonl").read_text().splitlines() for e in json.loads(line)]
     return len({(e["variant"], e["iter"]) for e in events if e.get("metric") == "Training Progress"})
-
-
-def record(path: Path) -> dict[str, Any]:
-    """The upload record of a session folder (inside it) or zip (hidden beside it), for the one server used."""
-    where = path / "tracked-upload.json" if path.is_dir() else path.with_name(f".{path.name}.tracked-upload.json")
-    (entry,) = json.loads(where.read_text())["uploads"].values()
-    return dict(entry)
 
 
 def no_success_printed(done: subprocess.CompletedProcess[str]) -> None:

@@ -8,8 +8,6 @@ server holds afterwards is read back. No timed assertions beyond a generous boun
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.clearml_server import StandInServer
+from support.uploads import child_env, copy_of, record, start_upload, upload
 
 RUN = textwrap.dedent(
     """
@@ -49,14 +48,6 @@ RUN = textwrap.dedent(
 )
 
 
-def child_env(home: Path, server: StandInServer | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_", "TRACKED_"))}
-    env.update(HOME=str(home), CLEARML_CACHE_DIR=str(home / "cache"), CLEARML_CONFIG_FILE=str(home / "none.conf"))
-    if server is not None:
-        env.update(server.env())
-    return env
-
-
 def write_session(home: Path, mode: str) -> Path:
     """An offline session (folder, its zip beside it) written by a real run in a child process."""
     done = subprocess.run(
@@ -76,33 +67,6 @@ def completed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def died(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run whose process died mid-run (os._exit): interrupted, its journal holding the examples so far."""
     return write_session(tmp_path_factory.mktemp("died"), "died")
-
-
-def copy_of(session: Path, into: Path) -> Path:
-    into.mkdir(parents=True, exist_ok=True)
-    if session.with_name(session.name + ".zip").exists():
-        shutil.copy2(session.with_name(session.name + ".zip"), into)
-    return Path(shutil.copytree(session, into / session.name))
-
-
-def start_upload(server: StandInServer, home: Path, *runs: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tracked", "upload", *map(str, runs)],
-        env=child_env(home, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def upload(server: StandInServer, home: Path, *runs: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracked", "upload", *map(str, runs)],
-        env=child_env(home, server), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-
-
-def record(path: Path) -> dict[str, object]:
-    where = path / "tracked-upload.json" if path.is_dir() else path.with_name(f".{path.name}.tracked-upload.json")
-    (entry,) = json.loads(where.read_text())["uploads"].values()
-    return dict(entry)
 
 
 STALLS = ("events.add_batch", "events.get_task_events", "files.upload")
