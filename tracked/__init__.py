@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .common.errors import DistributedEvalError, MergeError, SessionError
     from .scaleout.merge import merge
     from .sinks.clearml.report import log_metrics
+    from .store.comparing import compare
     from .store.session import Session, read_session
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Settings",
     "TrackedWarning",
     "batch",
+    "compare",
     "log_metrics",
     "merge",
     "read_session",
@@ -38,6 +40,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "merge": "scaleout.merge",
+    "compare": "store.comparing",
     "DistributedEvalError": "common.errors",
     "MergeError": "common.errors",
     "Session": "store.session",

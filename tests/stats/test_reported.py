@@ -38,13 +38,13 @@ def test_stats_match_an_independent_computation_and_leave_non_finite_values_out(
         result = evaluate(loss)
     finite = loss[np.isfinite(loss)]
     row = result.stats.loc["loss"]
-    assert list(result.stats.columns) == ["mean", "stderr", "ci_low", "ci_high", "std", "n", "min", "max"]
+    assert list(result.stats.columns) == ["mean", "stderr", "ci_low", "ci_high", "std", "n", "min", "max", "df"]
     assert row["n"] == 198
     assert result["loss_nonfinite_count"] == 2
     assert row["mean"] == pytest.approx(finite.mean())
     assert row["stderr"] == pytest.approx(scipy.stats.sem(finite))
     assert row["std"] == pytest.approx(finite.std(ddof=1))
-    half = scipy.stats.norm.ppf(0.975) * scipy.stats.sem(finite)
+    half = scipy.stats.t.ppf(0.975, 197) * scipy.stats.sem(finite)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((finite.mean() - half, finite.mean() + half))
     assert (row["min"], row["max"]) == (finite.min(), finite.max())
     acc = result.stats.loc["acc"]
@@ -76,7 +76,8 @@ def test_clusters_groups_and_what_clearml_receives(clearml_cache: Path) -> None:
     ]
     result = grouped(rows)
 
-    fit = sm.OLS(correct, np.ones(200)).fit(cov_type="cluster", cov_kwds={"groups": passages, "use_correction": False})
+    # CR1: statsmodels' default small-sample correction.
+    fit = sm.OLS(correct, np.ones(200)).fit(cov_type="cluster", cov_kwds={"groups": passages})
     assert result.stats.loc["correct", "stderr"] == pytest.approx(float(fit.bse[0]))
     assert result.stats.attrs["clustered"] is True
     assert result.stats.loc["correct", "stderr"] > scipy.stats.sem(correct)  # correlated answers: wider
@@ -90,7 +91,9 @@ def test_clusters_groups_and_what_clearml_receives(clearml_cache: Path) -> None:
     session = read_session(result.session_dir)
     assert session.tables["Final Metrics"].header == ["Metric", "Value"]  # the seed's table as it was
     stats = session.tables["Metric Statistics"]
-    assert stats.header == ["Metric", "mean", "stderr", "ci_low", "ci_high", "std", "n", "min", "max", "interval"]
+    assert stats.header == [
+        "Metric", "mean", "stderr", "ci_low", "ci_high", "std", "n", "min", "max", "df", "interval"
+    ]  # fmt: skip
     assert stats.rows[0][0] == "correct"
     assert stats.rows[0][-1] == "wilson, clustered by passage"
     assert session.single_values["correct_stderr"] == pytest.approx(float(fit.bse[0]))
@@ -158,7 +161,11 @@ def test_compare_marks_best_only_when_significant_and_never_an_unfinished_run() 
     failed = _scored("failed", np.ones(400), fail=True)  # higher, but it did not complete
     data = json.loads(_tracked("compare", str(weak), str(strong), str(failed), "--format", "json").stdout)
     assert data["best"]["correct"] == ["strong"]
-    assert data["runs"][2]["run"] == "failed [failed]"
+    # The status is a field of its own (the name stays the name); the table says it beside the name.
+    assert (data["runs"][2]["run"], data["runs"][2]["status"]) == ("failed", "failed")
+    assert data["runs"][0]["status"] == "completed"
+    table = _tracked("compare", str(weak), str(strong), str(failed)).stdout
+    assert "failed [failed]" in table
 
 
 def test_paired_comparison_matches_scipy_and_counts_flips() -> None:
@@ -174,17 +181,22 @@ def test_paired_comparison_matches_scipy_and_counts_flips() -> None:
     (row,) = json.loads(done.stdout)["paired"]
     test = scipy.stats.ttest_rel(b, a)
     low, high = test.confidence_interval(0.95)
+    discordant = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
     d = b - a
     assert row["metric"] == "correct"
     assert row["n"] == 300
     assert row["diff"] == pytest.approx(d.mean())
     assert row["stderr"] == pytest.approx(scipy.stats.sem(d))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
-    assert row["p_value"] == pytest.approx(test.pvalue)
+    # 0/1 scores: the exact McNemar test on the discordant pairs.
+    assert row["test"] == "exact McNemar"
+    assert row["p_value"] == pytest.approx(scipy.stats.binomtest(discordant[1], sum(discordant)).pvalue)
     assert row["right_to_wrong"] == int(((a == 1) & (b == 0)).sum())
     assert row["wrong_to_right"] == int(((a == 0) & (b == 1)).sum())
-    mde = (scipy.stats.norm.ppf(0.975) + scipy.stats.norm.ppf(0.8)) * d.std(ddof=1) / math.sqrt(300)
-    assert row["mde"] == pytest.approx(mde)
+    from statsmodels.stats.power import TTestPower
+
+    mde = TTestPower().solve_power(nobs=300, alpha=0.05, power=0.8) * d.std(ddof=1)
+    assert row["mde"] == pytest.approx(mde, rel=1e-5)
     table = _tracked("compare", str(first), str(second), "--paired")
     assert "right→wrong" in table.stdout
     assert "detectable" in table.stdout

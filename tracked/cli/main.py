@@ -3,6 +3,7 @@
     tracked show RUN                 status, metrics, progress charts, first examples
     tracked compare RUN... [--format table|markdown|csv|json] [--sort METRIC]
     tracked compare A B --paired [--id-field FIELD] [--format ...]
+                     [--fail-if-worse METRIC [--margin X]]...   exit 1 when B is worse than A
     tracked report RUN... -o report.html
     tracked upload RUN...            send sessions to the configured ClearML server
 
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from ..common.errors import SessionError
 from ..common.text import printable
-from ..store.compare import compare_frame, labels, paired_rows
+from ..store.compare import compare_frame, labels, lower_is_better
+from ..store.pairing import paired_rows
 from ..store.runs import Problems, load_runs
 from .render import render_compare, render_paired, show
 
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from ..store.session import Session
 
 EXIT_BAD_INPUT = 2
+#: ``--fail-if-worse``: the new run is worse (a CI gate's failure).
+EXIT_WORSE = 1
 
 
 class _Printable:
@@ -44,6 +48,35 @@ class _Printable:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+class _Gate(argparse.Action):
+    """``--fail-if-worse METRIC [--margin X]``, repeatable: a list of [metric, margin], each margin given
+    right after its metric."""
+
+    def __call__(self, parser: Any, namespace: Any, value: Any, option: str | None = None) -> None:
+        gates: list[list[Any]] = namespace.fail_if_worse
+        if option == "--margin":
+            if not gates or gates[-1][1] is not None:
+                parser.error("--margin X follows the --fail-if-worse METRIC it belongs to")
+            if not (value >= 0 and value < float("inf")):
+                parser.error(f"--margin must be a finite number ≥ 0, got {value}")
+            gates[-1][1] = value
+        else:
+            namespace.fail_if_worse = [*gates, [value, None]]
+
+
+def gate(sessions: Sequence[Session], gates: list[list[Any]], id_field: str, out: TextIO) -> bool:
+    """``--fail-if-worse``: one line per metric saying whether B is worse than A; True if any is."""
+    from ..stats import worse
+
+    pairing = paired_rows(sessions[0], sessions[1], id_field=id_field, metrics=[metric for metric, _ in gates])
+    failed = False
+    for (metric, margin), row in zip(gates, pairing.rows, strict=True):
+        verdict, why = worse(row, lower_is_better(metric), margin or 0.0)
+        failed |= verdict
+        print(f"{'FAIL' if verdict else 'ok'}  {why}", file=out)
+    return failed
 
 
 def merged_to(
@@ -88,6 +121,20 @@ def parser() -> argparse.ArgumentParser:
         "--paired", action="store_true", help="two runs: B − A over the examples both scored, with its p-value"
     )
     compare_cmd.add_argument("--id-field", default="id", help="the detail that pairs examples (default: id)")
+    compare_cmd.add_argument(
+        "--fail-if-worse",
+        metavar="METRIC",
+        action=_Gate,
+        default=[],
+        help="with --paired: exit 1 when B is worse than A on METRIC at the 95%% level (one-sided); repeatable",
+    )
+    compare_cmd.add_argument(
+        "--margin",
+        metavar="X",
+        type=float,
+        action=_Gate,
+        help="the --fail-if-worse before it fails only when B is worse by more than X (default 0)",
+    )
     report_cmd = commands.add_parser("report", help="one self-contained HTML file")
     report_cmd.add_argument("runs", nargs="+", metavar="RUN")
     report_cmd.add_argument("-o", "--output", default="report.html", type=Path)
@@ -108,6 +155,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = cast(TextIO, _Printable(out or sys.stdout))
     problems = Problems(cast(TextIO, _Printable(err or sys.stderr)))
     args = parser().parse_args(argv)
+    if getattr(args, "fail_if_worse", None) and not args.paired:
+        parser().error("--fail-if-worse compares two runs example by example: add --paired")
     try:
         if args.command == "upload":
             from .upload import upload
@@ -129,9 +178,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             if len(args.runs) > 2 or len(sessions) != 2:  # two RUNs, or one glob matching two
                 given = f"{len(args.runs)} given" if len(args.runs) > 2 else f"{len(sessions)} found"
                 raise SessionError(f"--paired compares exactly two runs, {given}")
-            out.write(
-                render_paired(sessions, paired_rows(sessions[0], sessions[1], id_field=args.id_field), args.format)
-            )
+            if args.fail_if_worse:
+                failed = gate(sessions, args.fail_if_worse, args.id_field, out)
+                return EXIT_BAD_INPUT if problems.count else EXIT_WORSE if failed else 0
+            out.write(render_paired(sessions, paired_rows(sessions[0], sessions[1], args.id_field), args.format))
         elif args.command == "compare" and sessions:
             out.write(render_compare(compare_frame(sessions, args.sort), args.format))
         elif args.command == "merge" and sessions:

@@ -7,11 +7,12 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..store.compare import best_runs, format_cell, labels
+from ..store.compare import format_cell, format_p, labels, with_status
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..store.pairing import Pairing
     from ..store.session import Session
 
 _SPARKS = "▁▂▃▄▅▆▇█"
@@ -126,23 +127,22 @@ def _console_examples(console: str) -> list[str]:
 
 
 def render_compare(frame: pd.DataFrame, fmt: str) -> str:
-    best, tied = best_runs(frame)
-    intervals: dict[str, dict[str, tuple[float, float]]] = frame.attrs.get("ci", {})
-    if fmt in ("csv", "json"):  # each metric's 95% interval in columns of its own
-        wide = frame.copy()
-        for position, metric in reversed(list(enumerate(frame.columns))):
-            for end, name in ((1, "ci_high"), (0, "ci_low")):
-                values = [intervals.get(str(run), {}).get(str(metric), (math.nan, math.nan))[end] for run in wide.index]
-                if any(v == v for v in values):
-                    wide.insert(position + 1, f"{metric}_{name}", values)
-        if fmt == "csv":
-            for column in wide.columns:  # counts as integers (10, not 10.0); missing cells stay empty
-                values = wide[column]
-                if values.dtype.kind == "f" and values.dropna().map(float.is_integer).all() and values.notna().any():
-                    wide[column] = values.astype("Int64")
-            return str(wide.to_csv())
-        runs = [{"run": run, **{k: _plain(v) for k, v in row.items() if v == v}} for run, row in wide.iterrows()]
+    from ..store.comparing import compare_table
+
+    table = compare_table(frame)
+    best, tied = table.attrs["best"], table.attrs["tied"]
+    if fmt == "csv":  # each metric's 95% interval in columns of its own
+        wide = table.copy()
+        for column in wide.columns:  # counts as integers (10, not 10.0); missing cells stay empty
+            values = wide[column]
+            if values.dtype.kind == "f" and values.dropna().map(float.is_integer).all() and values.notna().any():
+                wide[column] = values.astype("Int64")
+        return str(wide.to_csv())
+    if fmt == "json":
+        runs = [{"run": run, **{k: _plain(v) for k, v in row.items() if v == v}} for run, row in table.iterrows()]
         return json.dumps({"runs": runs, "best": best, "tied": tied}, indent=2) + "\n"
+    intervals: dict[str, dict[str, tuple[float, float]]] = frame.attrs.get("ci", {})
+    status: dict[str, str] = frame.attrs.get("status", {})
 
     def cell(run: str, metric: str, value: Any) -> str:
         if value != value:
@@ -157,48 +157,57 @@ def render_compare(frame: pd.DataFrame, fmt: str) -> str:
             return f"_{text}_" if fmt == "markdown" else f"{text} ="
         return text
 
-    cells = [[str(run), *(cell(str(run), str(m), v) for m, v in row.items())] for run, row in frame.iterrows()]
+    cells = [
+        [with_status(str(run), status.get(str(run), "unknown")), *(cell(str(run), str(m), v) for m, v in row.items())]
+        for run, row in frame.iterrows()
+    ]
     header = ["run", *map(str, frame.columns)]
     if fmt == "markdown":  # names are text: no HTML, no table breaking out of its cell
         return markdown(header, cells)
     lines = columns(header, cells)
     legend = (
         "± half-width of the 95% confidence interval\n"
-        "* best: better than the runner-up at the 95% level (exactly, for values without a standard error;\n"
-        "  completed runs only)\n"
-        "= tied for best: the leaders cannot be told apart at the 95% level\n"
+        "* best: better than the runner-up at the 95% level (Fisher's exact test for 0/1 metrics, Welch's t\n"
+        "  otherwise; exactly, for values without error bars; completed runs only)\n"
+        "= tied for best: the leaders cannot be told apart at the 95% level, or cannot be compared\n"
+        "  (one example, one cluster, no spread)\n"
     )
     return "\n".join(lines) + "\n" + legend
 
 
-def render_paired(sessions: Sequence[Session], rows: list[dict[str, Any]], fmt: str) -> str:
+def render_paired(sessions: Sequence[Session], pairing: Pairing, fmt: str) -> str:
     """The paired comparison, one row per metric: B − A, its error bars, p-value and detectable effect."""
-    first, second = labels(sessions)
-    if fmt == "json":
-        clean = [{k: _plain(v) if v == v else None for k, v in row.items()} for row in rows]
-        return json.dumps({"a": first, "b": second, "paired": clean}, indent=2) + "\n"
-    if fmt == "csv":
-        import pandas as pd
+    from ..store.comparing import paired_table
 
-        return str(pd.DataFrame(rows).to_csv(index=False))
-    header = ["metric", "B − A", "stderr", "95% CI", "p-value", "n", "right→wrong", "wrong→right", "detectable (80%)"]
+    first, second = labels(sessions)
+    table = paired_table(pairing, first, second)
+    if fmt == "json":
+        rows = [{k: _plain(v) if v == v else None for k, v in row.items()} for row in table.to_dict("records")]
+        return json.dumps({"a": first, "b": second, "notes": pairing.notes, "paired": rows}, indent=2) + "\n"
+    if fmt == "csv":
+        return str(table.to_csv(index=False))
+    header = ["metric", "B − A", "stderr", "95% CI", "p-value", "test", "n", "right→wrong", "wrong→right"]
+    header.append("detectable (80%)")
     cells = [
         [
-            r["metric"], format_cell(r["diff"]), format_cell(r["stderr"]),
-            f"[{format_cell(r['ci_low'])}, {format_cell(r['ci_high'])}]", format_cell(r["p_value"]), str(r["n"]),
-            "" if r["right_to_wrong"] is None else str(r["right_to_wrong"]),
-            "" if r["wrong_to_right"] is None else str(r["wrong_to_right"]), format_cell(r["mde"]),
+            r.metric, format_cell(r.diff), format_cell(r.stderr),
+            f"[{format_cell(r.ci_low)}, {format_cell(r.ci_high)}]" if r.ci_low == r.ci_low else "",
+            format_p(r.p_value), r.test, str(r.n),
+            "" if r.right_to_wrong is None else str(r.right_to_wrong),
+            "" if r.wrong_to_right is None else str(r.wrong_to_right), format_cell(r.mde) if r.mde == r.mde else "",
         ]
-        for r in rows
+        for r in pairing.rows
     ]  # fmt: skip
+    said = [*pairing.notes, *(f"{r.metric}: {r.note}" for r in pairing.rows if r.note)]
     if fmt == "markdown":
-        return markdown(header, cells)
-    lines = [f"A = {first}", f"B = {second}", *columns(header, cells)]
+        return markdown(header, cells) + "".join(f"\n- {line}" for line in said) + ("\n" if said else "")
+    names = [f"A = {with_status(first, sessions[0].status)}", f"B = {with_status(second, sessions[1].status)}"]
     legend = (
-        "paired t-test over the examples both runs scored; detectable: the smallest true difference this\n"
-        "many examples would find with 80% power at the 5% level (Miller, arXiv 2411.00640)\n"
+        "paired over the examples both runs scored: t-test (clustered: CR1 on G − 1 degrees of freedom), exact\n"
+        "McNemar for 0/1 metrics; detectable: the smallest true difference this test would find with 80%\n"
+        "power at the 5% level (Miller, arXiv 2411.00640)\n"
     )
-    return "\n".join(lines) + "\n" + legend
+    return "\n".join([*names, *columns(header, cells), *said]) + "\n" + legend
 
 
 def _plain(value: Any) -> Any:

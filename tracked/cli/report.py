@@ -158,14 +158,34 @@ def _with_error_bar(value: Any, interval: tuple[float, float] | None) -> Any:
 
 def _paired_table(sessions: Sequence[Session]) -> str:
     """B − A over the examples both runs scored, when they can be paired (else a line saying why)."""
-    from ..store.compare import paired_rows
+    from ..store.compare import format_cell, format_p
+    from ..store.pairing import paired_rows
 
     try:
-        rows = paired_rows(sessions[0], sessions[1])
+        pairing = paired_rows(sessions[0], sessions[1])
     except SessionError as exc:
         return f"<h2>Paired comparison</h2><p>{_e(str(exc))}</p>"
-    header = list(rows[0]) if rows else ["metric"]
-    return "<h2>Paired comparison (second − first run)</h2>" + _table(header, [list(r.values()) for r in rows])
+    header = ["metric", "B − A", "stderr", "95% CI", "p-value", "test", "n", "right→wrong", "wrong→right"]
+    header.append("detectable (80%)")
+
+    def number(value: float) -> str:
+        return "" if value != value else format_cell(value)
+
+    rows = [
+        [
+            r.metric, number(r.diff), number(r.stderr),
+            f"[{number(r.ci_low)}, {number(r.ci_high)}]" if r.ci_low == r.ci_low else "", format_p(r.p_value),
+            r.test, str(r.n), "" if r.right_to_wrong is None else str(r.right_to_wrong),
+            "" if r.wrong_to_right is None else str(r.wrong_to_right), number(r.mde),
+        ]
+        for r in pairing.rows
+    ]  # fmt: skip
+    said = [*pairing.notes, *(f"{r.metric}: {r.note}" for r in pairing.rows if r.note)]
+    notes = "".join(f"<li>{_e(line)}</li>" for line in said)
+    return (
+        "<h2>Paired comparison (second − first run)</h2>" + _table(header, rows)
+        + (f"<ul>{notes}</ul>" if notes else "")
+    )  # fmt: skip
 
 
 def build_report(sessions: Sequence[Session], names: Sequence[str]) -> str:

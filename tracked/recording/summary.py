@@ -148,11 +148,14 @@ def statistics(run: RunView) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     settings = run.settings
     clusters = _field(run, settings.cluster_by, "cluster_by") if settings.cluster_by else None
     groups = _field(run, settings.group_by, "group_by") if settings.group_by else None
+    bootstrap = {encodable(name) for name in settings.bootstrap}
     if clusters is None and groups is None:  # each metric's own values, no copy
-        stats = metric_stats({encodable(name): series.freeze() for name, series in run.series.items()})
-        return stats, None
+        columns = {encodable(name): series.freeze() for name, series in run.series.items()}
+        return metric_stats(columns, bootstrap=bootstrap), None
     columns = {encodable(name): _dense(run, series) for name, series in run.series.items()}
-    stats = metric_stats(columns, clusters)
+    stats = metric_stats(columns, clusters, bootstrap=bootstrap)
+    if clusters is not None:
+        stats.attrs["cluster_by"] = settings.cluster_by
     return stats, None if groups is None else group_stats(columns, groups, clusters)
 
 

@@ -24,14 +24,18 @@ def format_value(value: Any) -> str:
 
 
 def error_bars(result: EvalResult) -> dict[str, str]:
-    """`` ± half-width [95% CI] (n=…)`` per yielded metric whose mean is the final value, from ``result.stats``."""
+    """`` ± half-width [95% CI]  n=…  (interval)`` per yielded metric whose mean is the final value,
+    from ``result.stats``."""
     bars: dict[str, str] = {}
     stats = result.stats
+    kinds: dict[str, str] = stats.attrs.get("interval", {})
+    clustered = ", clustered" if stats.attrs.get("clustered") else ""
     for name, row in stats.iterrows() if not stats.empty else ():
         low, high, mean = float(row["ci_low"]), float(row["ci_high"]), float(row["mean"])
         if str(name) in result and math.isfinite(low) and math.isfinite(high) and result[str(name)] == mean:
             bars[str(name)] = (
                 f" ± {format_value((high - low) / 2)}  [{format_value(low)}, {format_value(high)}]  n={int(row['n'])}"
+                f"  ({kinds.get(str(name), 't')}{clustered})"
             )
     return bars
 

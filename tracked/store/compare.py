@@ -1,8 +1,10 @@
-"""Runs side by side: one row per run, the best value per metric, as ``compare`` and ``report`` show them."""
+"""Runs side by side: one row per run, the best value per metric, and two runs paired by example, as
+``tracked compare``, ``tracked report`` and ``tracked.compare`` show them."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,8 @@ from .session import Session
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..stats import Estimate
 
 #: Metrics where lower is better when marking the best run; others: higher is better.
 _LOWER_IS_BETTER = (
@@ -27,22 +31,25 @@ _LOWER_IS_BETTER = (
     "size",
 )
 #: Counts describe a run; no run is "best" at them.
-_NEUTRAL = ("num_examples", "dataset_num_eval", "skipped_values", "model_size_bytes")
+_NEUTRAL = ("num_examples", "dataset_num_eval", "skipped_values", "model_size_bytes", "num_shards", "num_ranks")
+_CLUSTERED = re.compile(r", clustered by (.+)$")
 
 
 def labels(sessions: Sequence[Session]) -> list[str]:
-    """Run names, made unique with the task id where two runs share a name; a run that did not
-    complete says so (``[interrupted]``, ``[running]``, ...): its numbers cover part of its examples."""
+    """Run names, made unique with the task id where two runs share a name."""
     names = [s.name or s.id for s in sessions]
-    unique = [f"{n} ({s.id[-8:]})" if names.count(n) > 1 else n for n, s in zip(names, sessions, strict=True)]
-    return [
-        label if s.status in ("completed", "unknown") else f"{label} [{s.status}]"
-        for label, s in zip(unique, sessions, strict=True)
-    ]
+    return [f"{n} ({s.id[-8:]})" if names.count(n) > 1 else n for n, s in zip(names, sessions, strict=True)]
+
+
+def with_status(label: str, status: str) -> str:
+    """A run that did not complete says so (``[interrupted]``, ``[running]``, ...): its numbers cover part
+    of its examples."""
+    return label if status in ("completed", "unknown") else f"{label} [{status}]"
 
 
 def format_cell(value: Any) -> str:
-    """4 significant digits; counts (whole numbers) as integers, never ``1.054e+04``."""
+    """4 significant digits; counts (whole numbers) as integers, never ``1.054e+04``; a p-value below
+    double precision's reach as ``< 1e-16``, not 0."""
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
@@ -52,19 +59,28 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
+def format_p(value: float) -> str:
+    if value != value:
+        return ""
+    return "< 1e-16" if value < 1e-16 else f"{value:.4g}"
+
+
 def compare_frame(sessions: Sequence[Session], sort: str | None = None) -> pd.DataFrame:
     """One row per run, one column per final metric (single values), in first-seen order.
 
-    ``frame.attrs["ci"]`` holds each run's 95% interval per metric (run -> metric -> (low, high)) and
-    ``frame.attrs["stderr"]`` its standard error, where the run recorded its statistics.
+    ``frame.attrs``: ``status`` (run -> its status), ``ci`` (run -> metric -> its 95% interval),
+    ``stderr`` (run -> metric -> standard error) and ``estimates`` (run -> metric -> ``stats.Estimate``),
+    where the run recorded its statistics.
     """
     import pandas as pd
 
+    names = labels(sessions)
     rows = [{k: v for k, v in s.single_values.items() if not _is_stderr(k, s)} for s in sessions]
-    frame: pd.DataFrame = pd.DataFrame(rows, index=pd.Index(labels(sessions), name="run"))
-    frame.attrs["status"] = {label: s.status for label, s in zip(frame.index, sessions, strict=True)}
-    frame.attrs["ci"] = {label: _intervals(s) for label, s in zip(frame.index, sessions, strict=True)}
-    frame.attrs["stderr"] = {label: s.stderrs for label, s in zip(frame.index, sessions, strict=True)}
+    frame: pd.DataFrame = pd.DataFrame(rows, index=pd.Index(names, name="run"))
+    frame.attrs["status"] = {label: s.status for label, s in zip(names, sessions, strict=True)}
+    frame.attrs["ci"] = {label: _intervals(s) for label, s in zip(names, sessions, strict=True)}
+    frame.attrs["stderr"] = {label: s.stderrs for label, s in zip(names, sessions, strict=True)}
+    frame.attrs["estimates"] = {label: estimates(s) for label, s in zip(names, sessions, strict=True)}
     if sort is not None:
         if sort not in frame.columns:
             raise SessionError(f"--sort {sort}: no run has that metric (metrics: {', '.join(frame.columns)})")
@@ -85,6 +101,41 @@ def _intervals(session: Session) -> dict[str, tuple[float, float]]:
     }
 
 
+def _intervals_used(session: Session) -> dict[str, str]:
+    """metric -> the interval its statistics row names ("wilson, clustered by passage", "t", ...)."""
+    table = session.tables.get("Metric Statistics")
+    if table is None or "interval" not in table.header:
+        return {}
+    column = table.header.index("interval")
+    return {str(row[0]): str(row[column]) for row in table.rows if len(row) > column}
+
+
+def estimates(session: Session) -> dict[str, Estimate]:
+    """metric -> mean, stderr, n, degrees of freedom and whether it is 0/1, from the run's statistics."""
+    from ..stats import Estimate
+
+    kinds = _intervals_used(session)
+    found = {}
+    for metric, row in session.statistics.items():
+        n = row.get("n", math.nan)
+        if not math.isfinite(n) or "mean" not in row:
+            continue
+        # Statistics written before degrees of freedom were recorded are unclustered: n − 1.
+        df = row.get("df", n - 1)
+        proportion = kinds.get(metric, "").startswith("wilson")
+        found[metric] = Estimate(row["mean"], row.get("stderr", math.nan), int(n), df, proportion)
+    return found
+
+
+def cluster_field(session: Session) -> str | None:
+    """The ``cluster_by`` field the run's statistics were clustered by, if any."""
+    for interval in _intervals_used(session).values():
+        match = _CLUSTERED.search(interval)
+        if match:
+            return match.group(1)
+    return None
+
+
 def lower_is_better(metric: str) -> bool:
     lowered = metric.lower()
     return any(word in lowered for word in _LOWER_IS_BETTER)
@@ -93,14 +144,14 @@ def lower_is_better(metric: str) -> bool:
 def best_runs(frame: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Per metric, the best run and the runs tied for best (counts are neutral).
 
-    A run is best only when it beats the runner-up at the 95% level (``_stats.better``, from the
-    runs' standard errors); otherwise the leaders it cannot be told from are tied. Metrics without
-    standard errors (returned ones, durations) are compared as exact numbers. Runs that did not
-    complete (failed, stopped, interrupted, running) are never best: their numbers cover part of
-    their examples.
+    A run is best only when it beats the runner-up at the 95% level (``stats.better``: Fisher's exact test
+    for two 0/1 metrics, Welch's t-test otherwise); a yielded metric whose error bar is missing (one example,
+    one cluster, no spread in either run) is never best. Metrics without statistics (returned ones,
+    durations) are compared as exact numbers. Runs that did not complete (failed, stopped, interrupted,
+    running) are never best: their numbers cover part of their examples.
     """
     status: dict[str, str] = frame.attrs.get("status", {})
-    errors: dict[str, dict[str, float]] = frame.attrs.get("stderr", {})
+    found: dict[str, dict[str, Estimate]] = frame.attrs.get("estimates", {})
     best: dict[str, list[str]] = {}
     tied: dict[str, list[str]] = {}
     for metric in frame.columns:
@@ -111,12 +162,16 @@ def best_runs(frame: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list
         sign = -1.0 if lower_is_better(str(metric)) else 1.0
         ranked = sorted(column.items(), key=lambda item: sign * float(item[1]), reverse=True)
         leader, top = str(ranked[0][0]), float(ranked[0][1])
-
-        errors_of = errors.get(leader, {}).get(str(metric))
         level = [
             str(run)
             for run, value in ranked[1:]
-            if not _beats(sign * top, errors_of, sign * float(value), errors.get(str(run), {}).get(str(metric)))
+            if not _beats(
+                sign,
+                top,
+                found.get(leader, {}).get(str(metric)),
+                float(value),
+                found.get(str(run), {}).get(str(metric)),
+            )
         ]
         if not level:
             best[str(metric)] = [leader]
@@ -125,42 +180,14 @@ def best_runs(frame: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list
     return best, tied
 
 
-def _beats(top: float, top_stderr: float | None, value: float, stderr: float | None) -> bool:
-    """Whether ``top`` is better than ``value``: at the 95% level where both have standard errors,
-    as exact numbers otherwise."""
+def _beats(sign: float, top: float, top_estimate: Estimate | None, value: float, estimate: Estimate | None) -> bool:
+    """Whether ``top`` is better than ``value``: at the 95% level where both runs recorded statistics,
+    as exact numbers where neither did; never where only one did (a part cannot be weighed)."""
     from ..stats import better
 
-    if top_stderr is None or stderr is None:
+    if top_estimate is None and estimate is None:
         return not math.isclose(top, value, rel_tol=1e-9, abs_tol=1e-12)
-    return better(top, top_stderr, value, stderr) is True
-
-
-def paired_rows(a: Session, b: Session, id_field: str = "id") -> list[dict[str, Any]]:
-    """B − A per metric both runs have, over the examples both scored (``tracked compare --paired``).
-
-    Examples are matched by ``id_field`` when both runs recorded it, else by index when both runs
-    have as many examples; otherwise SessionError says why they cannot be paired.
-    """
-    from ..stats import paired
-
-    first, second = a.examples(), b.examples()
-    for session, frame in ((a, first), (b, second)):
-        if frame.empty:
-            raise SessionError(f"{session.path}: no per-example scores to pair (only runs with a journal have them)")
-    if id_field in first.columns and id_field in second.columns:
-        first = first.drop_duplicates(id_field).set_index(id_field)
-        second = second.drop_duplicates(id_field).set_index(id_field)
-        first, second = first.align(second, join="inner", axis=0)
-    elif len(first) != len(second):
-        raise SessionError(
-            f"cannot pair {a.path} ({len(first)} examples) with {b.path} ({len(second)}): "
-            f"neither has the same number of examples nor an id field {id_field!r} in both (--id-field)"
-        )
-    if first.empty:
-        raise SessionError(f"cannot pair {a.path} with {b.path}: no {id_field!r} is in both runs")
-    metrics = [
-        m for m in first.columns if m in second.columns and first[m].dtype.kind == "f" and second[m].dtype.kind == "f"
-    ]
-    if not metrics:
-        raise SessionError(f"cannot pair {a.path} with {b.path}: the runs have no metric in common")
-    return [vars(paired(str(m), first[m].to_numpy(), second[m].to_numpy())) for m in metrics]
+    if top_estimate is None or estimate is None:
+        return False
+    verdict = better(top_estimate, estimate)
+    return verdict is (sign > 0)

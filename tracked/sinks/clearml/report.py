@@ -96,7 +96,7 @@ def report_statistics(
     kinds: dict[str, str] = stats.attrs.get("interval", {})
     clustered = f", clustered by {settings.cluster_by}" if stats.attrs.get("clustered") else ""
     table = stats.reset_index().rename(columns={"metric": "Metric"})
-    table["interval"] = [f"{kinds.get(str(m), 'normal')}{clustered}" for m in table["Metric"]]
+    table["interval"] = [f"{kinds.get(str(m), 't')}{clustered}" for m in table["Metric"]]
     logger.report_table(title=STATS_TITLE, series=series, iteration=0, table_plot=scrub_frame(_nan_as_text(table)))
     groups = result.group_stats
     if groups.empty:

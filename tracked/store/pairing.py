@@ -1,0 +1,121 @@
+"""Two runs over the same examples, matched by id: what ``tracked compare --paired`` tests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..common.errors import SessionError
+from .compare import cluster_field
+from .session import Session
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..stats import Paired
+
+
+@dataclass
+class Pairing:
+    """Two runs' examples matched by id (or index), one row per id, and what was done to match them."""
+
+    first: pd.DataFrame
+    second: pd.DataFrame
+    clusters: Any = None
+    notes: list[str] = field(default_factory=list)
+    #: B − A per metric, once compared (``paired_rows``).
+    rows: list[Paired] = field(default_factory=list)
+
+
+def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
+    """The examples of two runs side by side, matched by ``id_field`` when both recorded it, else by index
+    when both have as many examples; otherwise SessionError says why they cannot be paired.
+
+    Examples without an id are left out (they cannot be matched); several samples of one id (sampling at a
+    temperature, epochs) are averaged per id (Miller, section 4). Each is said in ``notes``.
+    """
+    first, second = a.examples(), b.examples()
+    for session, frame in ((a, first), (b, second)):
+        if frame.empty:
+            raise SessionError(f"{session.path}: no per-example scores to pair (only runs with a journal have them)")
+    notes: list[str] = []
+    cluster = cluster_field(a) or cluster_field(b)
+    clusters = None
+    if id_field in first.columns and id_field in second.columns:
+        per_id = [_per_id(frame, id_field, cluster, name, notes) for frame, name in ((first, "A"), (second, "B"))]
+        (first, clusters), (second, _) = per_id
+        first, second = first.align(second, join="inner", axis=0)
+        if clusters is not None:
+            clusters = clusters.reindex(first.index)
+    elif len(first) != len(second):
+        raise SessionError(
+            f"cannot pair {a.path} ({len(first)} examples) with {b.path} ({len(second)}): "
+            f"neither has the same number of examples nor an id field {id_field!r} in both (--id-field)"
+        )
+    elif cluster is not None and cluster in first.columns:
+        clusters = first[cluster]
+    if first.empty:
+        raise SessionError(f"cannot pair {a.path} with {b.path}: no {id_field!r} is in both runs")
+    if cluster is not None:
+        notes.append(f"standard errors clustered by {cluster!r}, as the runs were recorded")
+    return Pairing(first, second, None if clusters is None else clusters.to_numpy(dtype=object), notes)
+
+
+def _per_id(
+    frame: pd.DataFrame, id_field: str, cluster: str | None, name: str, notes: list[str]
+) -> tuple[pd.DataFrame, pd.Series[Any] | None]:
+    """One row per id: the mean of each metric over the id's samples, and the id's cluster."""
+    ids = frame[id_field].map(_id_key)
+    missing = int(ids.isna().sum())
+    if missing:
+        notes.append(f"{name}: {missing} example{'s' if missing != 1 else ''} without {id_field!r} left out")
+    keep = ids.notna()
+    frame, ids = frame[keep], ids[keep]
+    metrics = [c for c in frame.columns if c != id_field and frame[c].dtype.kind == "f"]
+    grouped = frame[metrics].groupby(ids.to_numpy(), sort=False)
+    counts = grouped.size()
+    if len(counts) and counts.max() > 1:
+        repeated = int((counts > 1).sum())
+        notes.append(
+            f"{name}: {repeated} {id_field} value{'s' if repeated != 1 else ''} scored more than once "
+            f"(up to {int(counts.max())} samples per {id_field}): averaged per {id_field}"
+        )
+        means = grouped.mean()
+    else:
+        means = frame[metrics].set_axis(ids.to_numpy())
+    clusters = None
+    if cluster is not None and cluster in frame.columns:
+        clusters = frame[cluster].groupby(ids.to_numpy(), sort=False).first()
+    return means, clusters
+
+
+def _id_key(value: Any) -> Any:
+    """An id as both runs can match it: 7, 7.0 and "7" are one id; None, NaN and "" are none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def paired_rows(a: Session, b: Session, id_field: str = "id", metrics: Sequence[str] | None = None) -> Pairing:
+    """B − A per metric both runs have (or the ``metrics`` given), over the examples both scored
+    (``tracked compare --paired``): the pairing, with one ``stats.Paired`` per metric in ``rows``."""
+    from ..stats import paired
+
+    pairing = pair(a, b, id_field)
+    first, second = pairing.first, pairing.second
+    common = [
+        m for m in first.columns if m in second.columns and first[m].dtype.kind == "f" and second[m].dtype.kind == "f"
+    ]
+    if metrics:
+        unknown = [m for m in metrics if m not in common]
+        if unknown:
+            raise SessionError(f"cannot pair on {', '.join(map(repr, unknown))}: not a metric of both runs")
+        common = list(metrics)
+    if not common:
+        raise SessionError(f"cannot pair {a.path} with {b.path}: the runs have no metric in common")
+    pairing.rows = [paired(str(m), first[m].to_numpy(), second[m].to_numpy(), pairing.clusters) for m in common]
+    return pairing
