@@ -222,7 +222,7 @@ class Settings(NamedTuple):
     bootstrap: tuple[str, ...] = ()
     """Metrics whose 95% interval is a BCa bootstrap (seeded: the same every time) instead of the t interval:
     for skewed metrics (latency, cost), which t intervals under-cover at small samples. Not with
-    ``cluster_by``, nor above 50,000 values (where the t interval covers); the output names each interval.
+    ``cluster_by``, nor above 10,000 values (where the t interval covers); the output names each interval.
     """
     group_by: str = ""
     """A detail (or metric) to break the statistics down by (a subject, a language). "" for none."""

@@ -13,11 +13,11 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-#: Resamples: the percentiles BCa reads at its ends need thousands (Efron and Tibshirani suggest ≥ 1,000).
-RESAMPLES = 2000
+#: Resamples: the percentiles BCa reads at its ends need thousands (scipy's default).
+RESAMPLES = 9999
 #: Above this many values a bootstrap takes over a second at the end of the run (10⁸ draws), and skew no
 #: longer matters: the t interval of a lognormal mean covers 0.95 at this size.
-MAX_VALUES = 50_000
+MAX_VALUES = 10_000
 SEED = 20241101
 #: Values drawn per block: bounds the memory of resampling (32 MiB of indices).
 _BLOCK = 1 << 22

@@ -78,7 +78,7 @@ def sign_test_p(k: npt.ArrayLike, m: npt.ArrayLike) -> Any:
     1 with no discordant pair (arrays broadcast)."""
     from scipy.special import bdtr  # type: ignore[import-untyped, unused-ignore]
 
-    k, m = np.asarray(k, dtype=np.float64), np.asarray(m, dtype=np.float64)
+    k, m = np.asarray(k, dtype=np.int64), np.asarray(m, dtype=np.int64)
     return np.where(m > 0, np.minimum(1.0, 2 * bdtr(np.minimum(k, m - k), np.maximum(m, 1), 0.5)), 1.0)
 
 
@@ -87,15 +87,17 @@ def fisher_p(k_a: npt.ArrayLike, n_a: npt.ArrayLike, k_b: npt.ArrayLike, n_b: np
     ``scipy.stats.fisher_exact`` computes it (arrays broadcast; tables up to a few thousand per side)."""
     from scipy.stats import hypergeom  # type: ignore[import-untyped, unused-ignore]
 
-    k_a, n_a, k_b, n_b = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (k_a, n_a, k_b, n_b)))
+    given = np.broadcast_arrays(*(np.asarray(v, dtype=np.int64) for v in (k_a, n_a, k_b, n_b)))
+    # Replications repeat tables: each distinct one is computed once.
+    tables, back = np.unique(np.stack([v.ravel() for v in given], axis=1), axis=0, return_inverse=True)
+    k_a, n_a, k_b, n_b = (tables[:, [i]] for i in range(4))
     total, successes = n_a + n_b, k_a + k_b
     support = np.arange(int(n_a.max(initial=0)) + 1)
-    shape = (*k_a.shape, 1)
-    tables = hypergeom.pmf(support, total.reshape(shape), successes.reshape(shape), n_a.reshape(shape))
-    observed = hypergeom.pmf(k_a, total, successes, n_a)[..., None]
+    likelihood = hypergeom.pmf(support, total, successes, n_a)
+    observed = hypergeom.pmf(k_a, total, successes, n_a)
     # Tables at most as likely as the one observed (scipy's relative tolerance for rounding).
-    p = np.where(tables <= observed * (1 + 1e-7), tables, 0.0).sum(axis=-1)
-    return np.minimum(p, 1.0)
+    p = np.where(likelihood <= observed * (1 + 1e-7), likelihood, 0.0).sum(axis=1)
+    return np.minimum(p, 1.0)[back.ravel()].reshape(given[0].shape)
 
 
 def welch_p(a_mean: Any, a_se: Any, a_df: Any, b_mean: Any, b_se: Any, b_df: Any) -> Any:
