@@ -69,23 +69,25 @@ def test_compare_marks_the_best_and_sorts(three_runs: list[Path]) -> None:
     rows = out.splitlines()
     assert rows[0].split()[:3] == ["run", "token_recall", "num_examples"]
     assert [r.split("  ")[0] for r in rows[1:4]] == ["Exp #2", "Exp #1", "Exp #3"]
-    # Two and four examples: Exp #2 cannot be told from Exp #1 at the 95% level, only from Exp #3.
-    assert "0.875 ± 0.1414 =" in rows[1]
-    assert "0.75 ± 0.49 =" in rows[2]
-    assert "0.375 ± 0.245  " in rows[3]
+    # Two and four examples: t intervals on 3 and 1 degrees of freedom, and Welch's test cannot tell
+    # Exp #2 from either (from Exp #3: p = 0.09 on 1.7 degrees of freedom).
+    assert "0.875 ± 0.2297 =" in rows[1]
+    assert "0.75 ± 3.177 =" in rows[2]
+    assert "0.375 ± 1.588 =" in rows[3]
 
 
 def test_compare_formats(three_runs: list[Path]) -> None:
     """markdown marks the best in bold; csv is plain; json lists runs and the best per metric."""
     paths = list(map(str, three_runs))
-    assert "| Exp #2 | _0.875 ± 0.1414_ |" in cli("compare", *paths, "--format", "markdown")[1]
+    assert "| Exp #2 | _0.875 ± 0.2297_ |" in cli("compare", *paths, "--format", "markdown")[1]
     csv = cli("compare", *paths, "--format", "csv")[1]
-    assert csv.splitlines()[0].startswith("run,token_recall,token_recall_ci_low,token_recall_ci_high,num_examples")
-    assert csv.splitlines()[2].split(",")[4] == "4"  # Exp #2's num_examples: a count, not 4.0
+    header = "run,status,token_recall,token_recall_ci_low,token_recall_ci_high,num_examples"
+    assert csv.splitlines()[0].startswith(header)
+    assert csv.splitlines()[2].split(",")[5] == "4"  # Exp #2's num_examples: a count, not 4.0
     data = json.loads(cli("compare", *paths, "--format", "json")[1])
     assert [r["run"] for r in data["runs"]] == ["Exp #1", "Exp #2", "Exp #3"]
     assert data["runs"][1]["num_examples"] == 4  # a count, not 4.0
-    assert data["tied"]["token_recall"] == ["Exp #2", "Exp #1"]
+    assert data["tied"]["token_recall"] == ["Exp #2", "Exp #1", "Exp #3"]
     assert "token_recall" not in data["best"]
 
 

@@ -39,6 +39,21 @@ def test_clustered_intervals_cover_95_percent_with_ten_clusters_or_more(clusters
     assert 0.93 <= _coverage(values, 0.0, labels) <= 0.97
 
 
+def test_the_bootstrap_t_covers_skewed_metrics_where_the_t_interval_does_not() -> None:
+    """A lognormal metric at n = 10: t covers about 0.84; the bootstrap-t about 0.91 (400 replications:
+    Monte-Carlo error 0.014, so the bounds are four of them apart from each rate)."""
+    rng = np.random.default_rng(12)
+    samples = rng.lognormal(0.0, 1.0, (10, 400))
+    truth = float(np.exp(0.5))
+    t = _coverage(samples, truth)
+    names = {str(i) for i in range(400)}
+    frame = metric_stats({str(i): samples[:, i] for i in range(400)}, bootstrap=names)
+    assert set(frame.attrs["interval"].values()) == {"bootstrap"}
+    boot = float(np.mean((frame["ci_low"] <= truth) & (truth <= frame["ci_high"])))
+    assert t < 0.88
+    assert boot > 0.88
+
+
 def _type_one(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | None = None) -> float:
     """Share of replications where ``paired`` finds a difference at 5% between runs with none."""
     p = np.array([paired("m", a[:, i], b[:, i], clusters).p_value for i in range(a.shape[1])])

@@ -220,8 +220,8 @@ class Settings(NamedTuple):
     intervals are then the clustered ones. "" for none.
     """
     bootstrap: tuple[str, ...] = ()
-    """Metrics whose 95% interval is a BCa bootstrap (seeded: the same every time) instead of the t interval:
-    for skewed metrics (latency, cost), which t intervals under-cover at small samples. Not with
+    """Metrics whose 95% interval is a bootstrap-t (percentile-t; seeded: the same every time) instead of the t
+    interval: for skewed metrics (latency, cost), which t intervals under-cover at small samples. Not with
     ``cluster_by``, nor above 10,000 values (where the t interval covers); the output names each interval.
     """
     group_by: str = ""

@@ -2,9 +2,9 @@
 
 Follows Evan Miller, "Adding Error Bars to Evals" (arXiv 2411.00640), with the small-sample care his
 formulas leave to the reader: t quantiles on n − 1 degrees of freedom (z under-covers at n = 10),
-the CR1 cluster-robust standard error with t on G − 1 degrees of freedom (CR0 with z covers 0.85 with
-five clusters; statsmodels' and inspect-ai's default), Wilson's interval for 0/1 metrics, and a BCa
-bootstrap on request for skewed metrics (latency, cost), which no t interval covers well at small n.
+the CR1 cluster-robust standard error with t on G − 1 degrees of freedom (statsmodels' and inspect-ai's
+default; CR0 with z covers 0.85 with five clusters), Wilson's interval for 0/1 metrics, and a bootstrap-t
+on request for skewed metrics (latency, cost), which no t interval covers well at small n.
 
 Computed at the end of every evaluation, so fully vectorised; scipy.special (0.2 s to import, for
 the t quantile) is imported when first needed, scipy.stats (over a second) never here.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .bootstrap import bca_mean, too_big_to_bootstrap
+from .bootstrap import studentized_mean, too_big_to_bootstrap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,7 +147,7 @@ def _describe(
         low, high = wilson(mean, n_eff, z)
     elif bootstrap and codes is None and n > 1 and not too_big_to_bootstrap(n):
         kind = "bootstrap"
-        low, high = bca_mean(x)
+        low, high = studentized_mean(x)
     else:
         kind = "t"
         low, high = mean - quantile * stderr, mean + quantile * stderr
@@ -163,7 +163,7 @@ def metric_stats(
     ``clusters`` (one hashable label per example) makes ``stderr`` cluster-robust (CR1: Miller's formula times
     sqrt(G / (G − 1)) for G clusters; NaN with fewer than two) and ``df`` G − 1; otherwise ``df`` is n − 1.
     The 95% interval is Wilson's for metrics whose values are all 0 or 1 (with clusters, over the effective
-    sample size p(1−p)/SE², capped at n, and the t quantile on G − 1 degrees of freedom), a BCa bootstrap
+    sample size p(1−p)/SE², capped at n, and the t quantile on G − 1 degrees of freedom), a bootstrap-t
     for the metrics named in ``bootstrap`` (without clusters, up to ``bootstrap.MAX_VALUES`` values), and
     mean ± t(df)·stderr otherwise. ``attrs["interval"]`` names the interval used per metric ("wilson",
     "bootstrap" or "t"); ``attrs["clustered"]`` says whether ``clusters`` was given.
