@@ -46,9 +46,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {
     "float": "one float",
     "map3": "mapping of 3 metrics",
+    "map3text": "3 metrics + a 60-character text",
+    "label": "an int label + 2 metrics",
     "tensor": "torch CPU scalar tensor",
     "batch1": "batch(1,000 × 1 numpy metric)",
     "batch3": "batch(1,000 × 3 numpy metrics + text)",
+    "batch3text": "batch(1,000 × 3 numpy metrics + a 60-character text)",
     "batch-torch": "batch(1,000 × 3 torch CPU metrics)",
     "batch-cuda": "batch(1,000 × 3 torch CUDA metrics)",
 }
@@ -71,27 +74,59 @@ def reset_peak_rss() -> None:
         clear.write("5")
 
 
+#: Realistic scores are random (periodic ones zip to almost nothing, flattering the end of a run); texts are
+#: English-like, unique, and made while the evaluation runs, as a model's answers are.
+_SENTENCE = (
+    "the of and to in is was that for on as with by at from his an were are which this be or had not but "
+    "first one their its new after who they have her she two been other when there all during into school "
+    "time may years more most only over city some world would where later up such used many can state about "
+    "national out known university united then made"
+)
+_WORDS = _SENTENCE.split()
+
+
+def text(i: int) -> str:
+    """A unique 60-character English-like answer for example ``i`` (the cost of a model's text, roughly)."""
+    words, h = [], i * 2654435761
+    while sum(len(w) + 1 for w in words) < 48:
+        h = (h * 6364136223846793005 + 1442695040888963407) % 2**64
+        words.append(_WORDS[(h >> 32) % len(_WORDS)])
+    return f"{' '.join(words)} #{i}".ljust(60)[:60]
+
+
 def make_items(n: int, shape: str) -> list[Any]:
+    import numpy as np
+
     if shape.startswith("batch"):
         return make_batches(n, shape)
-    values = [((i * 7919) % 1000) / 1000 for i in range(n)]
+    rng = np.random.default_rng(n)
+    values = rng.random(n).tolist()
     if shape == "tensor":
         import torch
 
         return [torch.tensor(v) for v in values]
-    return values if shape == "float" else [{"a": v, "b": 1.0 - v, "c": v * v} for v in values]
+    if shape == "float":
+        return values
+    other, third = rng.random(n).tolist(), rng.random(n).tolist()
+    if shape == "label":
+        labels = rng.integers(0, 10, n).tolist()
+        return [{"label": k, "a": v, "b": w} for k, v, w in zip(labels, values, other, strict=True)]
+    return [{"a": v, "b": w, "c": x} for v, w, x in zip(values, other, third, strict=True)]
 
 
 def make_batches(n: int, shape: str) -> list[dict[str, Any]]:
     """The columns of each batch, made before timing (a bare loop consumes the same columns)."""
     import numpy as np
 
-    values = ((np.arange(n) * 7919) % 1000) / 1000
+    rng = np.random.default_rng(n)
+    values = rng.random(n)
     texts = [f"answer {i}" for i in range(n)] if shape == "batch3" else []
     batches = []
     for start in range(0, n, BATCH):
         part = values[start : start + BATCH]
         columns: dict[str, Any] = {"a": part} if shape == "batch1" else {"a": part, "b": 1.0 - part, "c": part * part}
+        if shape == "batch3text":
+            columns["b"], columns["c"] = rng.random(len(part)), rng.random(len(part))
         if shape == "batch3":
             columns["prediction"] = texts[start : start + BATCH]
         if shape.startswith("batch-"):
@@ -103,13 +138,21 @@ def make_batches(n: int, shape: str) -> list[dict[str, Any]]:
     return batches
 
 
-def evaluation(items: list[Any], marks: dict[str, float], batched: bool = False) -> Iterator[Any]:
+def evaluation(
+    items: list[Any], marks: dict[str, float], batched: bool = False, texts: bool = False, wrap: bool = True
+) -> Iterator[Any]:
     marks["first"] = time.perf_counter()
     if batched:
         from tracked import batch
 
-        for columns in items:
-            yield batch(columns)
+        for number, columns in enumerate(items):
+            if texts:  # the batch's answers, made now
+                first = number * BATCH
+                columns = {**columns, "prediction": [text(first + j) for j in range(len(columns["a"]))]}
+            yield batch(columns) if wrap else columns
+    elif texts:
+        for i, item in enumerate(items):
+            yield {**item, "prediction": text(i)}
     else:
         yield from items
     marks["last"] = time.perf_counter()
@@ -135,9 +178,9 @@ def child(variant: str, n: int, shape: str) -> dict[str, Any]:
         options = {"verbose": True, "progress": "on", "flush_interval": 0.2}
         draw_on_a_terminal()
     tracked = tracked_eval(project="bench", task_name=f"{variant}-{shape}-{n}", **options)(evaluation)
-    batched = shape.startswith("batch")
+    batched, texts = shape.startswith("batch"), shape.endswith("text")
     if variant in ("tracked", "live"):
-        tracked(make_items(BATCH if batched else 10, shape), {}, batched)  # warm-up: one-off start-up costs
+        tracked(make_items(BATCH if batched else 10, shape), {}, batched, texts)  # warm-up: one-off start-up costs
     items = make_items(n, shape)
     # The input is long-lived, as a real evaluation's dataset is: collected into the oldest generation
     # now, or the first collection that the tracked run's allocations trigger walks a million fresh
@@ -147,10 +190,10 @@ def child(variant: str, n: int, shape: str) -> dict[str, Any]:
     before = status_mb("VmRSS")
     start = time.perf_counter()
     if variant == "bare":
-        for _item in evaluation(items, marks):
+        for _item in evaluation(items, marks, batched, texts, wrap=False):
             pass
     elif variant in ("tracked", "live"):
-        result = tracked(items, marks, batched)
+        result = tracked(items, marks, batched, texts)
         folder = result.session_dir
     else:
         folder = seed_loop(items, marks, shape)
@@ -160,6 +203,7 @@ def child(variant: str, n: int, shape: str) -> dict[str, Any]:
         "loop": marks["last"] - marks["first"],
         "total": end - start,
         "end": end - marks["last"],
+        "first": marks["first"] - start,
         "peak": peak,
         "growth": peak - before,
         "events": count_events(folder),
@@ -233,7 +277,7 @@ def measure(variant: str, n: int, shape: str, repeat: int, cache: str) -> dict[s
             raise SystemExit(f"{variant} N={n:,} {shape} failed:\n{exc.stderr}") from None
         except subprocess.TimeoutExpired:
             print(f"  {variant} N={n:,} {shape}: no return within {SEED_TIMEOUT_S} s", file=sys.stderr)
-            runs.append(dict.fromkeys(("loop", "total", "end", "peak", "growth", "events"), float("nan")))
+            runs.append(dict.fromkeys(("loop", "total", "end", "first", "peak", "growth", "events"), float("nan")))
             continue
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     finished = [run for run in runs if run["total"] == run["total"]] or runs  # NaN: timed out
@@ -257,7 +301,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,100000,1000000")
     parser.add_argument(
         "--shapes",
-        default="float,map3,tensor,batch1,batch3,batch-torch,batch-cuda",
+        default="float,map3,map3text,label,tensor,batch1,batch3,batch3text,batch-torch,batch-cuda",
         help="tensor and batch-torch rows need torch; batch-cuda a CUDA device",
     )
     parser.add_argument("--repeat", type=int, default=3)
@@ -272,10 +316,10 @@ def main() -> None:
     print(f"\nmedians of {args.repeat} runs; {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
     print(f"import tracked: {import_ms():.1f} ms (median of 11 fresh interpreters)\n")
     print(
-        "| items | N | way | overhead µs/example | total s | last example → return s "
+        "| items | N | way | overhead µs/example | total s | call → first example s | last example → return s "
         "| peak RSS MB | RSS growth MB | ClearML events |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory(prefix="tracked-bench-") as cache:
         for shape in args.shapes.split(","):
             if shape in ("tensor", "batch-torch", "batch-cuda") and importlib.util.find_spec("torch") is None:
@@ -288,7 +332,7 @@ def main() -> None:
                 if shape == "tensor" and n > TENSOR_MAX_N:
                     continue
                 bare = measure("bare", n, shape, args.repeat, cache)
-                seed = n <= args.seed_max and not shape.startswith("batch")
+                seed = n <= args.seed_max and shape in ("float", "map3", "tensor")
                 variants = ["tracked", "live"] + (["seed"] if seed else [])
                 for variant in ["bare", *variants]:
                     m = bare if variant == "bare" else measure(variant, n, shape, args.repeat, cache)
@@ -306,8 +350,8 @@ def print_row(shape: str, n: int, variant: str, overhead: float, m: dict[str, fl
     if m["hung"]:
         variant = f"{variant} ({int(m['hung'])} of {repeat} runs hung > {SEED_TIMEOUT_S} s at close)"
     print(
-        f"| {shape} | {n:,} | {variant} | {ov} | {m['total']:.3f} | {m['end']:.3f} | {m['peak']:.0f} | "
-        f"{m['growth']:.1f} | {int(m['events']) if m['events'] == m['events'] else 0:,} |",
+        f"| {shape} | {n:,} | {variant} | {ov} | {m['total']:.3f} | {m['first']:.3f} | {m['end']:.3f} | "
+        f"{m['peak']:.0f} | {m['growth']:.1f} | {int(m['events']) if m['events'] == m['events'] else 0:,} |",
         flush=True,
     )
 
