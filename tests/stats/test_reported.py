@@ -179,18 +179,20 @@ def test_paired_comparison_matches_scipy_and_counts_flips() -> None:
     done = _tracked("compare", str(first), str(second), "--paired", "--format", "json")
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(done.stdout)["paired"]
-    test = scipy.stats.ttest_rel(b, a)
-    low, high = test.confidence_interval(0.95)
     discordant = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
     d = b - a
     assert row["metric"] == "correct"
     assert row["n"] == 300
     assert row["diff"] == pytest.approx(d.mean())
     assert row["stderr"] == pytest.approx(scipy.stats.sem(d))
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
-    # 0/1 scores: the exact McNemar test on the discordant pairs.
+    # 0/1 scores: the exact McNemar test on the discordant pairs, and its interval: Clopper–Pearson for the
+    # share of them that went up, as a difference over all 300.
+    exact = scipy.stats.binomtest(discordant[1], sum(discordant))
     assert row["test"] == "exact McNemar"
-    assert row["p_value"] == pytest.approx(scipy.stats.binomtest(discordant[1], sum(discordant)).pvalue)
+    assert row["p_value"] == pytest.approx(exact.pvalue)
+    share = exact.proportion_ci(0.95, method="exact")
+    scale = sum(discordant) / 300
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((scale * (2 * share.low - 1), scale * (2 * share.high - 1)))
     assert row["right_to_wrong"] == int(((a == 1) & (b == 0)).sum())
     assert row["wrong_to_right"] == int(((a == 0) & (b == 1)).sum())
     from statsmodels.stats.power import TTestPower

@@ -66,14 +66,21 @@ class _Gate(argparse.Action):
             namespace.fail_if_worse = [*gates, [value, None]]
 
 
-def gate(sessions: Sequence[Session], gates: list[list[Any]], id_field: str, out: TextIO) -> bool:
-    """``--fail-if-worse``: one line per metric saying whether B is worse than A; True if any is."""
+def gate(
+    sessions: Sequence[Session], gates: list[list[Any]], id_field: str, lower: dict[str, bool], out: TextIO
+) -> bool:
+    """``--fail-if-worse``: one line per metric saying whether B is worse than A; True if any is. A run that
+    did not complete fails the gate: its scores cover part of its examples."""
     from ..stats import worse
 
-    pairing = paired_rows(sessions[0], sessions[1], id_field=id_field, metrics=[metric for metric, _ in gates])
     failed = False
+    for role, session in zip("AB", sessions, strict=True):
+        if session.status not in ("completed", "unknown"):
+            print(f"FAIL  {role} did not complete ({session.status}): its scores cover part of its examples", file=out)
+            failed = True
+    pairing = paired_rows(sessions[0], sessions[1], id_field=id_field, metrics=[metric for metric, _ in gates])
     for (metric, margin), row in zip(gates, pairing.rows, strict=True):
-        verdict, why = worse(row, lower_is_better(metric), margin or 0.0)
+        verdict, why = worse(row, lower_is_better(metric, lower), margin or 0.0)
         failed |= verdict
         print(f"{'FAIL' if verdict else 'ok'}  {why}", file=out)
     return failed
@@ -135,6 +142,14 @@ def parser() -> argparse.ArgumentParser:
         action=_Gate,
         help="the --fail-if-worse before it fails only when B is worse by more than X (default 0)",
     )
+    for flag, words in (("--lower-is-better", "lower"), ("--higher-is-better", "higher")):
+        compare_cmd.add_argument(
+            flag,
+            metavar="METRIC",
+            action="append",
+            default=[],
+            help=f"{words} values of METRIC are better (default: lower for loss, error, time, size words); repeatable",
+        )
     report_cmd = commands.add_parser("report", help="one self-contained HTML file")
     report_cmd.add_argument("runs", nargs="+", metavar="RUN")
     report_cmd.add_argument("-o", "--output", default="report.html", type=Path)
@@ -157,6 +172,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     args = parser().parse_args(argv)
     if getattr(args, "fail_if_worse", None) and not args.paired:
         parser().error("--fail-if-worse compares two runs example by example: add --paired")
+    lower = {m: True for m in getattr(args, "lower_is_better", [])}
+    lower |= {m: False for m in getattr(args, "higher_is_better", [])}
     try:
         if args.command == "upload":
             from .upload import upload
@@ -179,11 +196,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
                 given = f"{len(args.runs)} given" if len(args.runs) > 2 else f"{len(sessions)} found"
                 raise SessionError(f"--paired compares exactly two runs, {given}")
             if args.fail_if_worse:
-                failed = gate(sessions, args.fail_if_worse, args.id_field, out)
+                failed = gate(sessions, args.fail_if_worse, args.id_field, lower, out)
                 return EXIT_BAD_INPUT if problems.count else EXIT_WORSE if failed else 0
             out.write(render_paired(sessions, paired_rows(sessions[0], sessions[1], args.id_field), args.format))
         elif args.command == "compare" and sessions:
-            out.write(render_compare(compare_frame(sessions, args.sort), args.format))
+            out.write(render_compare(compare_frame(sessions, args.sort, lower), args.format))
         elif args.command == "merge" and sessions:
             merged_to(sessions, args.output, args.id_field, problems, out)
         elif args.command == "report" and sessions:

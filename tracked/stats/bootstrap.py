@@ -19,6 +19,9 @@ RESAMPLES = 9999
 #: Above this many values a bootstrap takes over a second at the end of the run (10⁸ draws), and skew
 #: matters little: the t interval's coverage approaches 0.95.
 MAX_VALUES = 10_000
+#: Below this many values resamples repeat one value too often (n = 2: half of them), and the t values of
+#: those without spread are lost: the interval shrinks to nothing. The t interval is used there.
+MIN_VALUES = 10
 SEED = 20241101
 #: Values drawn per block: bounds the memory of resampling (32 MiB of indices).
 _BLOCK = 1 << 22

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .intervals import cluster_codes, clustered_stderr, is_proportion, t_quantile
+from .intervals import FloatArray, cluster_codes, clustered_stderr, is_proportion, t_quantile
 
 ALPHA = 0.05
 POWER = 0.80
@@ -156,15 +156,45 @@ def noncentrality(df: float, alpha: float = ALPHA, power: float = POWER) -> floa
     return float(optimize.brentq(shortfall, low, high, xtol=1e-12))
 
 
+def _scaled(*arrays: FloatArray) -> tuple[list[FloatArray], float]:
+    """The arrays in units of a power of two when their values are so large that differences or squares
+    would overflow (as ``intervals`` does), and that unit; exact, so results equal plain arithmetic's."""
+    top = max((float(np.abs(x).max()) for x in arrays if x.size), default=0.0)
+    exponent = math.frexp(top)[1]
+    if exponent <= 400:
+        return list(arrays), 1.0
+    unit = math.ldexp(1.0, min(exponent, 1023))
+    return [x / unit for x in arrays], unit
+
+
+def negligible(spread: float, scale: float) -> bool:
+    """Whether a standard error is rounding, not spread: ``a + 0.1 - a`` differs from 0.1 by a few units
+    in the last place, which a t-test would read as certainty (p = 1e-63)."""
+    return spread <= 1e-12 * max(scale, 1e-300)
+
+
+def _exact_interval(down: int, up: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The interval of B − A for 0/1 scores that matches the exact McNemar test: Clopper–Pearson for the
+    share of the m discordant pairs that went up, times m/n (conditional on m, as the test is)."""
+    from scipy.stats import beta  # type: ignore[import-untyped, unused-ignore]
+
+    m = down + up
+    tail = (1 - level) / 2
+    low = float(beta.ppf(tail, up, down + 1)) if up else 0.0
+    high = float(beta.ppf(1 - tail, up + 1, down)) if down else 1.0
+    return m / n * (2 * low - 1), m / n * (2 * high - 1)
+
+
 def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayLike | None = None) -> Paired:
     """Paired difference B − A (Miller's paired analysis): far tighter than comparing two independent means
     when the runs' per-example scores are correlated, as they are on a shared set of questions.
 
     ``clusters`` (one label per pair) makes the standard error the CR1 clustered one of the differences,
-    on G − 1 degrees of freedom. The interval is the t interval of the differences. The p-value is the
-    t-test's, or for 0/1 metrics without clusters the exact McNemar test's. ``mde`` is the smallest true
-    difference this test would detect with 80% power at the two-sided 5% level. For 0/1 metrics,
-    ``right_to_wrong`` counts examples A got right and B got wrong, ``wrong_to_right`` the reverse.
+    on G − 1 degrees of freedom. For 0/1 metrics without clusters the p-value is the exact McNemar test's
+    and the interval the matching exact one (Clopper–Pearson on the discordant pairs); otherwise both are
+    the t-test's. ``mde`` is the smallest true difference the t-test would detect with 80% power at the
+    two-sided 5% level. For 0/1 metrics, ``right_to_wrong`` counts examples A got right and B got wrong,
+    ``wrong_to_right`` the reverse. Where a number cannot be computed, ``note`` says why.
     """
     xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if xa.shape != xb.shape:
@@ -172,7 +202,8 @@ def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayL
     both = np.isfinite(xa) & np.isfinite(xb)
     xa, xb = xa[both], xb[both]
     codes = None if clusters is None else cluster_codes(np.asarray(clusters, dtype=object)[both])
-    d = xb - xa
+    (ya, yb), unit = _scaled(xa, xb)
+    d = yb - ya
     n = int(d.size)
     flips: tuple[int | None, int | None] = (None, None)
     if is_proportion(xa) and is_proportion(xb):
@@ -187,6 +218,9 @@ def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayL
     else:
         stderr, groups = clustered_stderr(deviations, codes)
         df, test = float(groups - 1), f"t, CR1 over {groups} clusters"
+    scale = max(float(np.abs(ya).max()), float(np.abs(yb).max()))
+    if negligible(stderr, scale):
+        stderr = 0.0
     note = ""
     if n < 2:
         note = "one example: no error bar"
@@ -194,39 +228,67 @@ def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayL
         note = "one cluster: no error bar"
     elif not np.any(d):
         note = "identical on every example"
+    elif stderr == 0.0 and codes is not None and np.ptp(d) > 1e-12 * scale:
+        note = "the clusters' mean differences are all equal: no spread between clusters to test"
     elif stderr == 0.0:
-        note = f"every difference is {diff:.4g}: no spread to test"
-    usable = stderr > 0 and df >= 1
+        note = f"every difference is {diff * unit:.4g}: no spread to test"
     ci_low = ci_high = mde = p_value = _NAN
-    if usable:
+    if stderr > 0 and df >= 1:
         half = t_quantile(df) * stderr
-        ci_low, ci_high = diff - half, diff + half
-        mde = noncentrality(df) * stderr
+        ci_low, ci_high = (diff - half) * unit, (diff + half) * unit
+        mde = noncentrality(df) * stderr * unit
         p_value = float(t_two_sided_p(diff / stderr, df))
     right_to_wrong, wrong_to_right = flips
     if right_to_wrong is not None and wrong_to_right is not None and codes is None:
         test = "exact McNemar"
         p_value = float(sign_test_p(wrong_to_right, right_to_wrong + wrong_to_right))
-    return Paired(metric, diff, stderr, ci_low, ci_high, p_value, n, *flips, mde, test, note, df)
+        if right_to_wrong + wrong_to_right:
+            ci_low, ci_high = _exact_interval(right_to_wrong, wrong_to_right, n)
+    return Paired(metric, diff * unit, stderr * unit, ci_low, ci_high, p_value, n, *flips, mde, test, note, df)
 
 
 def worse(row: Paired, lower_is_better: bool, margin: float = 0.0) -> tuple[bool, str]:
-    """Whether B is worse than A by more than ``margin`` at the 95% level, one-sided; and why, in words."""
+    """Whether B is worse than A by more than ``margin`` at the 95% level, one-sided; and why, in words.
+
+    0/1 metrics without clusters: the exact one-sided McNemar test, and with a margin also the one-sided
+    t-test against it (B fails only when both say worse: a margin never makes the gate stricter). Other
+    metrics: the one-sided t-test against the margin. Differences all equal (no spread) are no
+    statistical question: B fails when every example is worse by more than the margin. Fewer than two
+    examples scored by both runs is a failure: nothing vouches for B.
+    """
     from scipy.special import bdtrc, stdtr  # type: ignore[import-untyped, unused-ignore]
 
     sign = -1.0 if lower_is_better else 1.0  # worse: B − A below −margin (higher is better) or above it
     shift = sign * row.diff + margin  # < 0: B worse than the margin allows, in the observed direction
-    flips = (row.right_to_wrong or 0, row.wrong_to_right or 0)
-    if row.test == "exact McNemar" and margin == 0:
-        down, up = flips if sign > 0 else flips[::-1]
-        p = float(bdtrc(down - 1, down + up, 0.5)) if down + up and down else 1.0
-        how = f"exact McNemar, {down} got worse and {up} better"
-    elif row.stderr > 0 and row.df >= 1:
-        p = float(stdtr(row.df, shift / row.stderr))
-        how = f"one-sided t, B − A = {row.diff:.4g} ± {row.stderr:.2g}"
+    beyond = f" by more than {margin:g}" if margin else ""
+    if row.n < 2:
+        return (
+            True,
+            f"{row.metric}: {row.n} example{'s' if row.n != 1 else ''} scored by both runs: nothing to vouch for B",
+        )
+    t_test = None
+    if row.stderr > 0 and row.df >= 1:
+        t_test = (
+            float(stdtr(row.df, shift / row.stderr)),
+            f"one-sided t, B − A = {row.diff:.4g} (stderr {row.stderr:.2g})",
+        )
+    if row.test == "exact McNemar":
+        down, up = (row.right_to_wrong or 0, row.wrong_to_right or 0)
+        if sign < 0:
+            down, up = up, down
+        exact = float(bdtrc(down - 1, down + up, 0.5)) if down + up and down else 1.0
+        how = f"exact McNemar, {down} got worse and {up} better, n = {row.n}"
+        p = exact if not margin or t_test is None else max(exact, t_test[0])
+        if margin and t_test is not None:
+            how += f"; {t_test[1]}"
+    elif t_test is not None:
+        p, how = t_test[0], f"{t_test[1]}, n = {row.n}"
+    elif row.stderr == 0.0 and row.df >= 1 and not math.isnan(row.diff):
+        if shift < 0:
+            return True, f"{row.metric}: B is worse than A{beyond} on every example ({row.note})"
+        return False, f"{row.metric}: B is not worse than A{beyond} on any example ({row.note})"
     else:
         return False, f"{row.metric}: cannot be tested ({row.note or 'no error bar'}); not failed"
-    beyond = f" by more than {margin:g}" if margin else ""
     if p < ALPHA:
         return True, f"{row.metric}: B is worse than A{beyond} (p = {_p(p)}, {how})"
     return False, f"{row.metric}: no evidence that B is worse than A{beyond} (p = {_p(p)}, {how})"

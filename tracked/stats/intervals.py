@@ -6,8 +6,8 @@ the CR1 cluster-robust standard error with t on G − 1 degrees of freedom (stat
 default; CR0 with z covers 0.85 with five clusters), Wilson's interval for 0/1 metrics, and a bootstrap-t
 on request for skewed metrics (latency, cost), which no t interval covers well at small n.
 
-Computed at the end of every evaluation, so fully vectorised; scipy.special (0.2 s to import, for
-the t quantile) is imported when first needed, scipy.stats (over a second) never here.
+Computed at the end of every evaluation, so fully vectorised and without scipy (``student`` computes the
+t quantiles); scipy is for comparisons only.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .bootstrap import studentized_mean, too_big_to_bootstrap
+from .bootstrap import MIN_VALUES, studentized_mean, too_big_to_bootstrap
+from .student import quantile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,9 +43,7 @@ def t_quantile(df: float, q: float = 0.975) -> float:
     """Student's t quantile with ``df`` degrees of freedom (NaN below one)."""
     if not df >= 1:
         return _NAN
-    from scipy.special import stdtrit  # type: ignore[import-untyped, unused-ignore]
-
-    return float(stdtrit(df, q))
+    return quantile(df, q)
 
 
 def is_proportion(values: npt.ArrayLike) -> bool:
@@ -128,11 +127,16 @@ def _describe(
     y = x if scale == 1.0 else x * (1.0 / scale)
     mean_y = float(y.mean())
     d = y - mean_y
-    std = math.sqrt(float(d @ d) / (n - 1)) * scale if n > 1 else _NAN
+    # Equal values have no spread, whatever rounding the mean left in their deviations.
+    spread = 0.0 if lo == hi else math.sqrt(float(d @ d) / (n - 1)) * scale if n > 1 else _NAN
+    std = _NAN if n == 1 else spread
     stderr, df = std / math.sqrt(n), float(n - 1)
     if codes is not None:
         stderr, clusters = clustered_stderr(d, codes)
         stderr, df = stderr * scale, float(clusters - 1)
+        if lo != hi and stderr <= 1e-12 * max(abs(lo), abs(hi)):
+            # Every cluster's mean is the overall mean: no between-cluster variation, no evidence of precision.
+            stderr = _NAN
     mean = mean_y * scale
     quantile = t_quantile(df)
     if proportion:
@@ -145,7 +149,7 @@ def _describe(
             # Miller's design effect, as a sample size; the quantile of the G − 1 degrees of freedom it rests on.
             n_eff, z = min(float(n), mean * (1 - mean) / stderr**2), quantile
         low, high = wilson(mean, n_eff, z)
-    elif bootstrap and codes is None and n > 1 and not too_big_to_bootstrap(n):
+    elif bootstrap and codes is None and not too_big_to_bootstrap(n) and n >= MIN_VALUES:
         kind = "bootstrap"
         low, high = studentized_mean(x)
     else:
@@ -164,7 +168,8 @@ def metric_stats(
     sqrt(G / (G − 1)) for G clusters; NaN with fewer than two) and ``df`` G − 1; otherwise ``df`` is n − 1.
     The 95% interval is Wilson's for metrics whose values are all 0 or 1 (with clusters, over the effective
     sample size p(1−p)/SE², capped at n, and the t quantile on G − 1 degrees of freedom), a bootstrap-t
-    for the metrics named in ``bootstrap`` (without clusters, up to ``bootstrap.MAX_VALUES`` values), and
+    for the metrics named in ``bootstrap`` (without clusters, from ``bootstrap.MIN_VALUES`` to
+    ``bootstrap.MAX_VALUES`` values), and
     mean ± t(df)·stderr otherwise. ``attrs["interval"]`` names the interval used per metric ("wilson",
     "bootstrap" or "t"); ``attrs["clustered"]`` says whether ``clusters`` was given.
     """

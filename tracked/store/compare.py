@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..common.errors import SessionError
@@ -27,12 +27,15 @@ _LOWER_IS_BETTER = (
     "duration",
     "latency",
     "time",
-    "seconds",
+    "second",
+    "ms",
     "size",
+    "cost",
 )
 #: Counts describe a run; no run is "best" at them.
 _NEUTRAL = ("num_examples", "dataset_num_eval", "skipped_values", "model_size_bytes", "num_shards", "num_ranks")
 _CLUSTERED = re.compile(r", clustered by (.+)$")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def labels(sessions: Sequence[Session]) -> list[str]:
@@ -65,12 +68,15 @@ def format_p(value: float) -> str:
     return "< 1e-16" if value < 1e-16 else f"{value:.4g}"
 
 
-def compare_frame(sessions: Sequence[Session], sort: str | None = None) -> pd.DataFrame:
+def compare_frame(
+    sessions: Sequence[Session], sort: str | None = None, lower: Mapping[str, bool] | None = None
+) -> pd.DataFrame:
     """One row per run, one column per final metric (single values), in first-seen order.
 
     ``frame.attrs``: ``status`` (run -> its status), ``ci`` (run -> metric -> its 95% interval),
     ``stderr`` (run -> metric -> standard error) and ``estimates`` (run -> metric -> ``stats.Estimate``),
-    where the run recorded its statistics.
+    where the run recorded its statistics, and ``lower`` (metric -> lower is better, as the user said;
+    others by name: ``lower_is_better``).
     """
     import pandas as pd
 
@@ -81,10 +87,11 @@ def compare_frame(sessions: Sequence[Session], sort: str | None = None) -> pd.Da
     frame.attrs["ci"] = {label: _intervals(s) for label, s in zip(names, sessions, strict=True)}
     frame.attrs["stderr"] = {label: s.stderrs for label, s in zip(names, sessions, strict=True)}
     frame.attrs["estimates"] = {label: estimates(s) for label, s in zip(names, sessions, strict=True)}
+    frame.attrs["lower"] = dict(lower or {})
     if sort is not None:
         if sort not in frame.columns:
             raise SessionError(f"--sort {sort}: no run has that metric (metrics: {', '.join(frame.columns)})")
-        frame = frame.sort_values(sort, ascending=lower_is_better(sort), na_position="last", kind="stable")
+        frame = frame.sort_values(sort, ascending=lower_is_better(sort, lower), na_position="last", kind="stable")
     return frame
 
 
@@ -136,9 +143,15 @@ def cluster_field(session: Session) -> str | None:
     return None
 
 
-def lower_is_better(metric: str) -> bool:
-    lowered = metric.lower()
-    return any(word in lowered for word in _LOWER_IS_BETTER)
+def lower_is_better(metric: str, said: Mapping[str, bool] | None = None) -> bool:
+    """Whether a metric's name says lower is better: one of its words (``eval_loss``, ``latency_ms``,
+    ``timeToFirstToken``, ``errors``) is a loss, error, time or size word; ``answer_accuracy`` is not (a
+    word inside another word does not count). ``said``: what the user said of some metrics, first."""
+    if said and metric in said:
+        return said[metric]
+    spaced = _CAMEL.sub(" ", metric)
+    words = {word for word in re.split(r"[^a-z0-9]+", spaced.lower()) if word}
+    return any(word in _LOWER_IS_BETTER or word.removesuffix("s") in _LOWER_IS_BETTER for word in words)
 
 
 def best_runs(frame: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -159,7 +172,7 @@ def best_runs(frame: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, list
         column = column[[status.get(str(run), "completed") in ("completed", "unknown") for run in column.index]]
         if metric in _NEUTRAL or len(column) < 2:
             continue
-        sign = -1.0 if lower_is_better(str(metric)) else 1.0
+        sign = -1.0 if lower_is_better(str(metric), frame.attrs.get("lower")) else 1.0
         ranked = sorted(column.items(), key=lambda item: sign * float(item[1]), reverse=True)
         leader, top = str(ranked[0][0]), float(ranked[0][1])
         level = [

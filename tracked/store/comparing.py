@@ -25,15 +25,26 @@ def compare_table(frame: pd.DataFrame, metrics: Sequence[str] | None = None) -> 
     (metric -> runs), as ``best_runs`` decides them."""
     best, tied = best_runs(frame)
     intervals: dict[str, dict[str, tuple[float, float]]] = frame.attrs.get("ci", {})
-    chosen = list(frame.columns) if metrics is None else [m for m in frame.columns if m in metrics]
+    chosen = list(frame.columns) if not metrics else [m for m in frame.columns if m in set(metrics)]
     wide: pd.DataFrame = frame[chosen].copy()
+    taken = {str(m) for m in chosen} | {"run"}  # "run" is each row's name in json
+
+    def free(name: str) -> str:
+        """A column name no metric has (a metric may be called ``status`` or ``acc_ci_low``)."""
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        return name
+
     for position, metric in reversed(list(enumerate(chosen))):
         for end, name in ((1, "ci_high"), (0, "ci_low")):
             values = [intervals.get(str(run), {}).get(str(metric), (math.nan, math.nan))[end] for run in wide.index]
             if any(v == v for v in values):
-                wide.insert(position + 1, f"{metric}_{name}", values)
+                wide.insert(position + 1, free(f"{metric}_{name}"), values)
     status = frame.attrs.get("status", {})
-    wide.insert(0, "status", [status.get(str(run), "unknown") for run in wide.index])
+    wide.insert(0, free("status"), [status.get(str(run), "unknown") for run in wide.index])
+    if "run" in chosen:
+        wide = wide.rename(columns={"run": free("run (metric)")})
     wide.attrs = {
         "best": {m: runs for m, runs in best.items() if m in chosen},
         "tied": {m: runs for m, runs in tied.items() if m in chosen},
@@ -57,8 +68,8 @@ def _session(run: Any) -> Session:
         folder = run.session_dir or run.saved_to
         if folder is None:
             raise SessionError(
-                "a result reported to a ClearML server has no local session to compare: "
-                "compare its offline runs, or run it with offline=True"
+                "this result has no local session to compare (tracking was off, or the run went to a ClearML "
+                "server): compare offline runs, or run it with offline=True"
             )
         return read_session(folder)
     if isinstance(run, (str, Path)):
@@ -76,10 +87,12 @@ def compare(
     and ``attrs["tied"]`` name the runs marked best or tied per metric. ``paired=True`` (exactly two runs,
     B − A): one row per metric over the examples both scored, matched by ``id_field``; ``attrs["notes"]``
     says how. ``metrics`` keeps only those metrics. A run that cannot be read or paired raises
-    ``tracked.SessionError`` saying why.
+    ``tracked.SessionError`` saying why. ``metrics`` empty or None: all of them.
     """
     from .compare import labels
 
+    if isinstance(metrics, str):  # one metric named, not its letters
+        metrics = [metrics]
     sessions = [_session(run) for run in runs]
     if not sessions:
         raise SessionError("tracked.compare needs at least one run")

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..common.errors import SessionError
 from .compare import cluster_field
 from .session import Session
+
+#: A whole number written as a float ("7.0"), as the journal writes a float id.
+_WHOLE_FLOAT = re.compile(r"-?[0-9]+\.0+")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +45,8 @@ def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
     first, second = a.examples(), b.examples()
     for session, frame in ((a, first), (b, second)):
         if frame.empty:
-            raise SessionError(f"{session.path}: no per-example scores to pair (only runs with a journal have them)")
+            why = "the run recorded no example" if session.journal is not None else "only runs with a journal have them"
+            raise SessionError(f"{session.path}: no per-example scores to pair ({why})")
     notes: list[str] = []
     cluster = cluster_field(a) or cluster_field(b)
     clusters = None
@@ -54,8 +61,10 @@ def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
             f"cannot pair {a.path} ({len(first)} examples) with {b.path} ({len(second)}): "
             f"neither has the same number of examples nor an id field {id_field!r} in both (--id-field)"
         )
-    elif cluster is not None and cluster in first.columns:
-        clusters = first[cluster]
+    else:
+        notes.append(f"paired by position: {id_field!r} is not a field of both runs (--id-field)")
+        if cluster is not None and cluster in first.columns:
+            clusters = first[cluster]
     if first.empty:
         raise SessionError(f"cannot pair {a.path} with {b.path}: no {id_field!r} is in both runs")
     if cluster is not None:
@@ -74,7 +83,9 @@ def _per_id(
     keep = ids.notna()
     frame, ids = frame[keep], ids[keep]
     metrics = [c for c in frame.columns if c != id_field and frame[c].dtype.kind == "f"]
-    grouped = frame[metrics].groupby(ids.to_numpy(), sort=False)
+    # ±inf is left out of a per-id mean, as it is of a run's mean.
+    values = frame[metrics].where(np.isfinite(frame[metrics]))
+    grouped = values.groupby(ids.to_numpy(), sort=False)
     counts = grouped.size()
     if len(counts) and counts.max() > 1:
         repeated = int((counts > 1).sum())
@@ -84,7 +95,7 @@ def _per_id(
         )
         means = grouped.mean()
     else:
-        means = frame[metrics].set_axis(ids.to_numpy())
+        means = values.set_axis(ids.to_numpy())
     clusters = None
     if cluster is not None and cluster in frame.columns:
         clusters = frame[cluster].groupby(ids.to_numpy(), sort=False).first()
@@ -92,12 +103,14 @@ def _per_id(
 
 
 def _id_key(value: Any) -> Any:
-    """An id as both runs can match it: 7, 7.0 and "7" are one id; None, NaN and "" are none."""
+    """An id as both runs can match it: 7, 7.0, "7" and "7.0" (a float id written as text) are one id;
+    None, NaN and "" are none."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    text = str(value)
+    return text[: text.index(".")] if _WHOLE_FLOAT.fullmatch(text) else text
 
 
 def paired_rows(a: Session, b: Session, id_field: str = "id", metrics: Sequence[str] | None = None) -> Pairing:
@@ -110,7 +123,7 @@ def paired_rows(a: Session, b: Session, id_field: str = "id", metrics: Sequence[
     common = [
         m for m in first.columns if m in second.columns and first[m].dtype.kind == "f" and second[m].dtype.kind == "f"
     ]
-    if metrics:
+    if metrics:  # empty or None: every metric both runs have
         unknown = [m for m in metrics if m not in common]
         if unknown:
             raise SessionError(f"cannot pair on {', '.join(map(repr, unknown))}: not a metric of both runs")
