@@ -73,7 +73,8 @@ class ConsoleSink:
             return
         lines = []
         if run.earlier is not None:
-            lines.append(f"tracked: {run.name}: resuming {run.earlier.folder} after example {run.count:,}")
+            matched = f" (same {run.earlier.matched})" if run.earlier.matched else ""
+            lines.append(f"tracked: {run.name}: resuming {run.earlier.folder} after example {run.count:,}{matched}")
         if where.session_dir is not None:
             lines.append(
                 f"tracked: {run.name}: offline session {where.session_dir} (watch it: tracked show {where.session_dir})"
