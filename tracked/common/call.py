@@ -176,10 +176,19 @@ def dataset_length(dataset: Any) -> int | None:
         length = len(dataset)
     except Exception:  # noqa: BLE001 - generators and streams have no length
         return None
-    if isinstance(dataset, tuple) and 2 <= length <= 4 and all(_array_like(part) for part in dataset):
+    if _array_tuple(dataset):
         lengths = {dataset_length(part) for part in dataset}
         return lengths.pop() if len(lengths) == 1 else None
     return length
+
+
+def columns(dataset: Any) -> bool:
+    """A tuple of equal-length arrays (scikit-learn's ``(X, y)``): its rows are the examples, not its parts."""
+    return _array_tuple(dataset) and dataset_length(dataset) is not None
+
+
+def _array_tuple(dataset: Any) -> bool:
+    return isinstance(dataset, tuple) and 2 <= len(dataset) <= 4 and all(_array_like(part) for part in dataset)
 
 
 def _array_like(value: Any) -> bool:

@@ -227,7 +227,7 @@ def _without_done(
     rows: int | None = None,
 ) -> tuple[tuple[Any, ...], dict[str, Any]] | str:
     """The call's arguments with the dataset's first ``done`` items left out, or why that cannot be done."""
-    from ..common.call import _signature
+    from ..common.call import _signature, columns
 
     signature = _signature(func)
     if signature is None:
@@ -243,9 +243,7 @@ def _without_done(
     if isinstance(rest, str):
         return rest
     with contextlib.suppress(Exception):  # no length (an iterator): nothing to check
-        items = len(dataset)
-        if rows is not None and rows != items:  # an (X, y) pair: tracked counts its rows, not its two items
-            return f"its dataset is {items} arrays of {rows:,} rows (X, y), whose done rows cannot be left out"
+        items = rows if rows is not None and columns(dataset) else len(dataset)  # (X, y): its rows
         if done > items:  # its items made several examples each (batches): which are done is unknown
             return (
                 f"it recorded {done:,} examples from a dataset of {items:,} items, so its items are not "
@@ -257,8 +255,14 @@ def _without_done(
 
 def skip(dataset: Any, done: int) -> Any:
     """``dataset`` without its first ``done`` items, or a string saying why it cannot be left out."""
+    from ..common.call import columns
+
     kind = type(dataset)
     module = kind.__module__.split(".")[0]
+    if columns(dataset):  # (X, y): the rows of every array, together
+        parts = [skip(part, done) for part in dataset]
+        why = next((part for part in parts if isinstance(part, str)), None)
+        return why if why is not None else tuple(parts)
     if isinstance(dataset, (list, tuple, range)):
         return dataset[done:]
     if module == "numpy" and hasattr(dataset, "shape"):
