@@ -16,7 +16,7 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from ..common.values import InvalidValue, as_detail, as_number
+from ..common.values import TEXT, InvalidValue, as_detail, as_number, detail_kind, dtype_kind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,6 +192,17 @@ def _list_column(np: Any, out: Columns, name: str, values: Sequence[Any]) -> Non
             out.first_ints[name] = first_int  # as a single yield of this int would: one warning
     if any(t is not None for t in texts):
         out.texts[name] = texts
+
+
+def column_kind(original: Any) -> str:
+    """The detail kind (``common.values``) of a number column kept as a detail: its dtype's, or its values'."""
+    if type(original) is list or type(original) is tuple:
+        kinds = {detail_kind(v) for v in original if v is not None}
+        return kinds.pop() if len(kinds) == 1 else TEXT
+    dtype = getattr(original, "dtype", None)
+    if dtype is not None and getattr(original, "ndim", 0) == 1:
+        return dtype_kind(dtype)
+    return detail_kind(original)
 
 
 def as_texts(original: Any, n: int, present: npt.NDArray[np.bool_] | None) -> list[str | None]:

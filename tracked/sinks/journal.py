@@ -162,6 +162,8 @@ class JournalSink:
             journal.write_at(folder / journal.DETAILS, offset, lines.encode("ascii"))
             state["details"]["bytes"] = offset + len(lines)
         state["count"] = update.count
+        # A copy (the evaluation's thread may add a field), named as the details are written: redacted.
+        state["detail_types"] = {scrub(k): v for k, v in dict(run.details.kinds).items()}
         state["duration"] = update.duration
         state["heartbeat"] = time.time()
         clean = scrubber()  # a skipped value's reason quotes it: a credential in it is redacted, as in the warning

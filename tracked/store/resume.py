@@ -101,6 +101,8 @@ class Earlier:
     claim: int | None = None
     #: What the call matched the run by, in words (the resume line says it).
     matched: str = ""
+    #: field -> the type its details were yielded with (``common.values.detail_kind``).
+    detail_types: dict[str, str] = field(default_factory=dict)
 
     def mark_resumed(self, by: Path) -> None:
         """Note in the old journal which run continues it (for whoever reads it later)."""
@@ -197,6 +199,9 @@ def prepare(
             skipped=skipped,
             claim=claim,
             matched=_matched(settings, name, call),
+            detail_types={
+                str(k): str(v) for k, v in dict(data.state.get("detail_types") or {}).items() if isinstance(v, str)
+            },
         )
     except Exception as exc:  # noqa: BLE001 - an edited run.json (a duration or skipped values of no shape)
         journal.release(claim)

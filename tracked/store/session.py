@@ -101,7 +101,7 @@ class Session:
         import numpy as np
         import pandas as pd
 
-        from ..common.values import encodable
+        from ..common.values import encodable, typed_column
 
         journal = self.journal
         if journal is None:
@@ -128,8 +128,12 @@ class Session:
                 records = [{encodable(k): encodable(v) for k, v in d.items()} for d in records]
                 extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
             extra = extra.reindex(range(count))
+            kinds = journal.state.get("detail_types")
+            kinds = kinds if isinstance(kinds, dict) else {}
             for name in extra.columns:
-                frame[name if name not in frame.columns else f"{name} (detail)"] = extra[name].to_numpy()
+                kind = kinds.get(name)
+                column = typed_column(extra[name].to_numpy(), kind if isinstance(kind, str) else None)
+                frame[name if name not in frame.columns else f"{name} (detail)"] = column
         return frame
 
     @property

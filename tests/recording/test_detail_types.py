@@ -1,0 +1,117 @@
+"""A detail column keeps its type (int, float, bool) when all its values share one: in the result, the
+session read back, the artifact, and after resume."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tracked import batch, read_session, tracked_eval
+
+DETAILS = ["label", "pred", "confidence", "correct"]
+
+
+def artifact(session: Any) -> pd.DataFrame:
+    task = json.loads((Path(session) / "task.json").read_text())
+    (saved,) = [a for a in task["execution"]["artifacts"] if a["key"] == "examples"]
+    frame: pd.DataFrame = pd.read_pickle(saved["uri"])
+    return frame
+
+
+def check_types(frame: pd.DataFrame) -> None:
+    assert frame["label"].dtype == np.int64
+    assert frame["pred"].dtype == np.int64
+    assert frame["confidence"].dtype == np.float64
+    assert frame["correct"].dtype == np.bool_
+    assert frame["label"].tolist() == [i % 3 for i in range(12)]
+    assert frame["confidence"].tolist() == [i / 8 for i in range(12)]
+    assert frame["correct"].tolist() == [i % 3 == (i + 1) % 3 for i in range(12)]
+    assert frame["text"].tolist() == [f"t{i}" for i in range(12)]
+    assert not pd.api.types.is_numeric_dtype(frame["text"])
+
+
+def every_copy(result: Any) -> list[pd.DataFrame]:
+    return [result.examples, read_session(result.session_dir).examples(), artifact(result.session_dir)]
+
+
+def test_single_examples_keep_their_detail_types() -> None:
+    """``label``/``pred`` ints, a float and a bool come back as int64, float64 and bool columns everywhere."""
+
+    @tracked_eval(verbose=False, details=DETAILS)
+    def evaluate(n: int) -> Iterator[dict[str, Any]]:
+        for i in range(n):
+            label, pred = i % 3, (i + 1) % 3
+            yield {"acc": float(label == pred), "label": label, "pred": np.int64(pred), "confidence": i / 8,
+                   "correct": label == pred, "text": f"t{i}"}  # fmt: skip
+
+    for frame in every_copy(evaluate(12)):
+        check_types(frame)
+    cm = pd.crosstab(evaluate(12).examples["label"], evaluate(12).examples["pred"])  # no .astype(int) first
+    assert cm.index.tolist() == [0, 1, 2]
+
+
+def test_batches_keep_their_detail_types() -> None:
+    """Detail columns of ``yield batch(...)`` (arrays and lists) keep their types too."""
+
+    @tracked_eval(verbose=False, details=DETAILS)
+    def evaluate() -> Iterator[Any]:
+        labels = np.arange(12) % 3
+        preds = (np.arange(12) + 1) % 3
+        for part in (slice(0, 5), slice(5, 12)):
+            yield batch(
+                acc=(labels == preds)[part].astype(float),
+                label=labels[part],
+                pred=preds[part].tolist(),
+                confidence=(np.arange(12) / 8)[part],
+                correct=(labels == preds)[part].tolist(),
+                text=[f"t{i}" for i in range(12)][part],
+            )
+
+    for frame in every_copy(evaluate()):
+        check_types(frame)
+
+
+def test_mixed_or_missing_values() -> None:
+    """A column mixing types stays text; absent values make a nullable column (Int64, boolean)."""
+
+    @tracked_eval(verbose=False, details=["label", "flag"])
+    def evaluate() -> Iterator[dict[str, Any]]:
+        yield {"acc": 1.0, "label": 1, "id": 7, "flag": True}
+        yield {"acc": 0.0, "id": "seven"}
+        yield {"acc": 1.0, "label": 2, "id": 8, "flag": False}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = evaluate()
+    for frame in (result.examples, read_session(result.session_dir).examples()):
+        assert str(frame["label"].dtype) == "Int64"
+        assert frame["label"].tolist() == [1, pd.NA, 2]
+        assert str(frame["flag"].dtype) == "boolean"
+        assert frame["id"].tolist() == ["7", "seven", "8"]
+
+
+def test_a_resumed_run_keeps_the_types_of_the_earlier_examples() -> None:
+    """The examples taken from the resumed run's journal keep their detail types."""
+    fail = [True]
+
+    @tracked_eval(resume=True, verbose=False, flush_interval=0.05, details=DETAILS, task_name="typed resume")
+    def evaluate(dataset: list[int]) -> Iterator[dict[str, Any]]:
+        for i in dataset:
+            if i == 6 and fail[0]:
+                raise RuntimeError("crash")
+            label, pred = i % 3, (i + 1) % 3
+            yield {"acc": float(label == pred), "label": label, "pred": pred, "confidence": i / 8,
+                   "correct": label == pred, "text": f"t{i}"}  # fmt: skip
+
+    with pytest.raises(RuntimeError):
+        evaluate(list(range(12)))
+    fail[0] = False
+    for frame in every_copy(evaluate(list(range(12)))):
+        check_types(frame)
