@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 from ..common.errors import SessionError
 from ..common.text import printable
 from ..store.compare import compare_frame, labels, paired_rows
-from ..store.runs import Problems, load_runs
+from ..store.runs import Problems, current, load_runs
 from .render import render_compare, render_paired, show
 
 if TYPE_CHECKING:
@@ -90,6 +90,12 @@ def parser() -> argparse.ArgumentParser:
     compare_cmd.add_argument("--id-field", default="id", help="the detail that pairs examples (default: id)")
     report_cmd = commands.add_parser("report", help="one self-contained HTML file")
     report_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    for command in (compare_cmd, report_cmd):
+        command.add_argument(
+            "--include-superseded",
+            action="store_true",
+            help="keep runs that another run resumed (left out by default: the resuming run holds their examples)",
+        )
     report_cmd.add_argument("-o", "--output", default="report.html", type=Path)
     merge_cmd = commands.add_parser("merge", help="join the shards of an evaluation (shard=(i, n)) into one run")
     merge_cmd.add_argument("runs", nargs="+", metavar="RUN")
@@ -115,6 +121,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             upload(args.runs, problems, out)
             return EXIT_BAD_INPUT if problems.count else 0
         sessions = load_runs(args.runs, problems, events=args.command != "merge")  # merge needs journals only
+        if args.command in ("compare", "report") and not args.include_superseded:
+            sessions = current(sessions, problems)
         if args.command == "show":
             for number, session in enumerate(sessions):
                 if number:

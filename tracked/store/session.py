@@ -84,6 +84,21 @@ class Session:
         return str(props.get("tracked_status", {}).get("value", "unknown"))
 
     @property
+    def resumed_by(self) -> str | None:
+        """The session (or journal folder) of the run that continued this one (``resume=True``), or None."""
+        by = None if self.journal is None else self.journal.state.get("resumed_by")
+        if not isinstance(by, str) or not by:
+            return None
+        folder = Path(by)
+        # A journal inside an offline session (<session>/tracked/<n>) stands for its session.
+        return str(folder.parent.parent) if folder.parent.name == "tracked" else by
+
+    @property
+    def superseded(self) -> bool:
+        """A part another run continued (``resumed_by``): that run holds all of its examples and more."""
+        return self.resumed_by is not None and self.status != "completed"
+
+    @property
     def error(self) -> str:
         """Why a failed run failed (its exception, as the journal recorded it), or ""."""
         if self.journal is not None and self.journal.state.get("error"):
