@@ -99,7 +99,7 @@ class ConsoleSink:
             text += f"\nsaved locally (ClearML failed): {where.saved_to}"
         if where.session_dir is not None:
             text += f"\noffline session: {where.session_dir}"
-            text += f"\nupload it later: clearml-task --import-offline-session {where.session_dir}.zip"
+            text += f"\nupload it later: tracked upload {where.session_dir}"
         elif where.task_id is not None:
             text += f"\nClearML task: {where.task_id}"
         say(text)
