@@ -147,3 +147,42 @@ def test_merge_to_a_missing_folder_is_refused_before_merging(tmp_path: Path, cle
     assert "merged" not in done.stdout
     done = tracked_cli("merge", *sessions, f"{sessions[0]}.zip")  # a folder and its zip: one shard, not two
     assert done.returncode == 0, done.stderr
+
+
+def shards_in_process(name: str, count: int) -> None:
+    @tracked_eval(verbose=False, task_name=name)
+    def evaluate(dataset: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        yield from dataset
+
+    size = -(-N // count)
+    for i in range(count):
+        tracked_eval(shard=(i, count))(evaluate)(data()[i * size : (i + 1) * size])
+
+
+def test_merge_over_the_whole_cache_merges_each_evaluation(tmp_path: Path, clearml_cache: Path) -> None:
+    """The recipe ``tracked merge "<cache>/offline/*/"`` with other runs in the cache: each complete evaluation
+    is merged, every other run is named as skipped, and ``--task NAME`` picks one evaluation."""
+    shards_in_process("first", 2)
+    shards_in_process("second", 3)
+    unsharded(data()[:5])
+    every = str(clearml_cache / "offline" / "*" / "")
+    done = tracked_cli("merge", every, "-o", str(tmp_path / "merged.zip"))
+    assert done.returncode == 2
+    assert "choose one with --task" in done.stderr
+    assert "merged" not in done.stdout
+
+    done = tracked_cli("merge", every)
+    assert done.returncode == 0, done.stderr
+    assert f"merged 2 shards, {N} examples of first" in done.stdout
+    assert f"merged 3 shards, {N} examples of second" in done.stdout
+    (skipped,) = [line for line in done.stderr.splitlines() if "skipped" in line]
+    assert "not a shard" in skipped
+
+    done = tracked_cli("merge", every, "--task", "second", "-o", str(tmp_path / "second.zip"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("merged") == 1
+    assert f"merged 3 shards, {N} examples of second" in done.stdout
+    assert done.stderr.count("task 'first', not 'second'") == 3  # its two shards, and the run they were merged into
+    merged = read_session(tmp_path / "second.zip")
+    assert merged.single_values["num_examples"] == N
+    assert merged.single_values["num_shards"] == 3

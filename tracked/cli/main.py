@@ -47,30 +47,54 @@ class _Printable:
 
 
 def merged_to(
-    sessions: Sequence[Session], output: Path | None, id_field: str | None, problems: Problems, out: TextIO
+    sessions: Sequence[Session],
+    output: Path | None,
+    id_field: str | None,
+    task: str | None,
+    problems: Problems,
+    out: TextIO,
 ) -> None:
-    """``tracked merge``: the shards as one run (a new offline session, or a task with a server)."""
+    """``tracked merge``: the shards of each evaluation given as one run (a new offline session, or a task
+    with a server). Runs of other tasks (``--task``) and runs that are no shard are skipped, each named."""
     import shutil
 
     from ..common.errors import MergeError
-    from ..scaleout.merge import merge
+    from ..scaleout.merge import by_evaluation, merge
 
     if output is not None and not output.parent.is_dir():
         problems.add(f"not merged: {output.parent} is not a folder (-o)")
         return
-    if problems.count:  # a shard that cannot be read: merging the rest would be a silently partial run
-        problems.add("not merged: every shard must be readable")
+    if task is not None:
+        for session in sessions:
+            if session.name != task:
+                problems.note(f"skipped {session.path}: task {session.name!r}, not {task!r} (--task)")
+        sessions = [s for s in sessions if s.name == task]
+    groups, others = by_evaluation(sessions)
+    for session, why in others:
+        problems.note(f"skipped {session.path}: {why}")
+    if not groups:
+        problems.add("not merged: no shards among the runs given" + (f" of task {task!r}" if task else ""))
         return
-    try:
-        result = merge(sessions, id_field=id_field, verbose=False)
-    except MergeError as exc:
-        problems.add(f"not merged: {exc}")
+    if output is not None and len(groups) > 1:
+        names = ", ".join(sorted({group[0].name for group in groups}))
+        problems.add(f"not merged: -o names one file, but the runs are shards of {len(groups)} evaluations "
+                     f"({names}); choose one with --task NAME")  # fmt: skip
         return
-    where = result.session_dir or result.task_id or result.saved_to
-    print(f"merged {len(sessions)} shards, {result['num_examples']:,} examples -> {where}", file=out)
-    if output is not None and result.session_dir is not None:
-        shutil.copyfile(f"{result.session_dir}.zip", output)
-        print(f"copied to {output}", file=out)
+    if len(groups) > 1:
+        problems.note(f"the runs given are shards of different evaluations ({len(groups)}): each is merged on its own")
+    for group in groups:
+        try:
+            result = merge(group, id_field=id_field, verbose=False)
+        except MergeError as exc:
+            problems.add(f"not merged: {group[0].name}: {exc}")
+            continue
+        where = result.session_dir or result.task_id or result.saved_to
+        print(
+            f"merged {len(group)} shards, {result['num_examples']:,} examples of {group[0].name} -> {where}", file=out
+        )
+        if output is not None and result.session_dir is not None:
+            shutil.copyfile(f"{result.session_dir}.zip", output)
+            print(f"copied to {output}", file=out)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
     merge_cmd.add_argument("runs", nargs="+", metavar="RUN")
     merge_cmd.add_argument("-o", "--output", type=Path, help="also copy the merged session's zip here")
     merge_cmd.add_argument("--id-field", default=None, help="match examples by this field (default: shard order)")
+    merge_cmd.add_argument("--task", metavar="NAME", help="merge only the shards of this task (skip the other runs)")
     upload_cmd = commands.add_parser("upload", help="send offline sessions to the configured ClearML server")
     upload_cmd.add_argument("runs", nargs="+", metavar="RUN")
     return top
@@ -143,7 +168,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         elif args.command == "compare" and sessions:
             out.write(render_compare(compare_frame(sessions, args.sort), args.format))
         elif args.command == "merge" and sessions:
-            merged_to(sessions, args.output, args.id_field, problems, out)
+            merged_to(sessions, args.output, args.id_field, args.task, problems, out)
         elif args.command == "report" and sessions:
             from .report import write_report
 

@@ -101,6 +101,23 @@ def merge(
     return replay(combined, run, extra={"num_shards": count})
 
 
+def by_evaluation(sessions: Sequence[Session]) -> tuple[list[list[Session]], list[tuple[Session, str]]]:
+    """The sessions grouped by the evaluation they are shards of (in the order first seen), and those that
+    are no shard, each with why: a folder of many runs (the offline cache) merges each evaluation in it."""
+    groups: dict[tuple[str, str], list[Session]] = {}
+    others: list[tuple[Session, str]] = []
+    for session in sessions:
+        state = {} if session.journal is None else session.journal.state
+        if "shard" not in state:
+            why = "no tracked journal" if session.journal is None else "not a shard (run without shard=(index, count))"
+            others.append((session, why))
+            continue
+        shard = state["shard"]
+        count = str(shard[1]) if isinstance(shard, list) and len(shard) == 2 else f"? {session.path}"  # edited
+        groups.setdefault((str(state.get("evaluation", "")), count), []).append(session)
+    return list(groups.values()), others
+
+
 def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
     from ..common.result import EvalResult
     from ..store.session import Session, read_session
