@@ -84,7 +84,7 @@ def test_four_shards_merged_equal_one_unsharded_run(tmp_path: Path, clearml_cach
 
 
 @pytest.mark.parametrize("case", ["missing", "duplicated", "other evaluation"])
-def test_bad_shard_sets_are_refused_with_exit_code_2(tmp_path: Path, clearml_cache: Path, case: str) -> None:
+def test_bad_shard_sets_are_refused_with_exit_code_1(tmp_path: Path, clearml_cache: Path, case: str) -> None:
     sessions = shard_sessions(tmp_path, [(0, 3), (1, 3), (2, 3)])
     if case == "missing":
         given, expected = sessions[:2], "shards missing: 2/3"
@@ -94,7 +94,7 @@ def test_bad_shard_sets_are_refused_with_exit_code_2(tmp_path: Path, clearml_cac
         other = shard_sessions(tmp_path, [(2, 3)], name="another evaluation")
         given, expected = [*sessions[:2], *other], "shards of different evaluations"
     done = tracked_cli("merge", *given)
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert expected in done.stderr
     assert "merged" not in done.stdout
 
@@ -142,7 +142,7 @@ def test_a_decorated_evaluation_decorated_again_as_a_shard_is_one_run(clearml_ca
 def test_merge_to_a_missing_folder_is_refused_before_merging(tmp_path: Path, clearml_cache: Path) -> None:
     sessions = shard_sessions(tmp_path, [(0, 2), (1, 2)])
     done = tracked_cli("merge", *sessions, f"{sessions[0]}.zip", "-o", str(tmp_path / "no" / "such" / "m.zip"))
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "is not a folder (-o)" in done.stderr
     assert "merged" not in done.stdout
     done = tracked_cli("merge", *sessions, f"{sessions[0]}.zip")  # a folder and its zip: one shard, not two
@@ -167,7 +167,7 @@ def test_merge_over_the_whole_cache_merges_each_evaluation(tmp_path: Path, clear
     unsharded(data()[:5])
     every = str(clearml_cache / "offline" / "*" / "")
     done = tracked_cli("merge", every, "-o", str(tmp_path / "merged.zip"))
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "choose one with --task" in done.stderr
     assert "merged" not in done.stdout
 

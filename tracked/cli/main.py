@@ -1,14 +1,19 @@
 """The ``tracked`` command: look at offline sessions without a ClearML server.
 
-    tracked show RUN                 status, metrics, progress charts, first examples
+    tracked show RUN... [--format text|json]   status, metrics, progress charts, first examples
     tracked compare RUN... [--format table|markdown|csv|json] [--sort METRIC]
     tracked compare A B --paired [--id-field FIELD] [--format ...]
     tracked report RUN... -o report.html
+    tracked merge RUN... [-o FILE] [--task NAME]   join the shards of an evaluation into one run
     tracked upload RUN...            send sessions to the configured ClearML server
+    tracked ls [FOLDER]              the runs in the offline cache: name, status, examples, date, path
+    tracked rm RUN... [--older-than DAYS] [--dry-run]   delete sessions (folder and zip)
 
-RUN is an offline session folder or its zip (globs are expanded). A RUN that
-cannot be read is one line on stderr; the others are still shown, and the
-exit code is 2.
+RUN is an offline session folder or its zip (globs are expanded). Sessions
+are in $CLEARML_CACHE_DIR/offline (default ~/.clearml/cache/offline). A RUN
+that cannot be read is one line on stderr; the others are still shown.
+Exit code: 0, 1 when something failed at run time (a RUN unreadable, an
+upload refused), 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from .render import render_compare, render_paired, show
 if TYPE_CHECKING:
     from ..store.session import Session
 
-EXIT_BAD_INPUT = 2
+#: Something failed at run time (a RUN that cannot be read, an upload refused); 2 is a usage error, as argparse's.
+EXIT_FAILURE, EXIT_USAGE = 1, 2
 
 
 class _Printable:
@@ -101,9 +107,13 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="tracked", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    from ..common.meta import version
+
+    top.add_argument("--version", action="version", version=f"tracked {version()}")
     commands = top.add_subparsers(dest="command", required=True)
     show_cmd = commands.add_parser("show", help="print one or more runs")
     show_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    show_cmd.add_argument("--format", choices=["text", "json"], default="text")
     compare_cmd = commands.add_parser("compare", help="final metrics side by side, best marked")
     compare_cmd.add_argument("runs", nargs="+", metavar="RUN")
     compare_cmd.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
@@ -128,6 +138,13 @@ def parser() -> argparse.ArgumentParser:
     merge_cmd.add_argument("--task", metavar="NAME", help="merge only the shards of this task (skip the other runs)")
     upload_cmd = commands.add_parser("upload", help="send offline sessions to the configured ClearML server")
     upload_cmd.add_argument("runs", nargs="+", metavar="RUN")
+    ls_cmd = commands.add_parser("ls", help="list the runs in the offline cache ($CLEARML_CACHE_DIR/offline)")
+    ls_cmd.add_argument("folder", nargs="?", type=Path, help="another folder of sessions")
+    ls_cmd.add_argument("--format", choices=["table", "json"], default="table")
+    rm_cmd = commands.add_parser("rm", help="delete sessions (folder and zip)")
+    rm_cmd.add_argument("runs", nargs="*", metavar="RUN", help="sessions (globs expanded); none: the whole cache")
+    rm_cmd.add_argument("--older-than", type=float, metavar="DAYS", help="only runs started more than DAYS ago")
+    rm_cmd.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     return top
 
 
@@ -138,17 +155,34 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     # Whatever a session holds, control characters are shown, not obeyed.
     out = cast(TextIO, _Printable(out or sys.stdout))
     problems = Problems(cast(TextIO, _Printable(err or sys.stderr)))
-    args = parser().parse_args(argv)
+    command = parser()
+    args = command.parse_args(argv)
+    if args.command == "rm" and not args.runs and args.older_than is None:
+        command.error("rm: give the runs to remove, or --older-than DAYS for the whole cache")
     try:
         if args.command == "upload":
             from .upload import upload
 
             upload(args.runs, problems, out)
-            return EXIT_BAD_INPUT if problems.count else 0
+            return EXIT_FAILURE if problems.count else 0
+        if args.command in ("ls", "rm"):
+            from .listing import list_runs, remove_runs
+
+            if args.command == "ls":
+                list_runs(args.folder, args.format, out)
+            else:
+                remove_runs(args.runs, args.older_than, args.dry_run, problems, out)
+            return EXIT_FAILURE if problems.count else 0
+        if args.command == "compare" and args.paired and len(args.runs) > 2:
+            command.error(f"compare --paired compares exactly two runs, {len(args.runs)} given")
         sessions = load_runs(args.runs, problems, events=args.command != "merge")  # merge needs journals only
         if args.command in ("compare", "report") and not args.include_superseded:
             sessions = current(sessions, problems)
-        if args.command == "show":
+        if args.command == "show" and args.format == "json":
+            from .listing import show_json
+
+            out.write(show_json(sessions))
+        elif args.command == "show":
             for number, session in enumerate(sessions):
                 if number:
                     print("\n" + "-" * 60 + "\n", file=out)
@@ -159,9 +193,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
                 except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others
                     problems.add(f"{session.path}: cannot be shown ({type(exc).__name__}: {str(exc)[:200]})")
         elif args.command == "compare" and args.paired:
-            if len(args.runs) > 2 or len(sessions) != 2:  # two RUNs, or one glob matching two
-                given = f"{len(args.runs)} given" if len(args.runs) > 2 else f"{len(sessions)} found"
-                raise SessionError(f"--paired compares exactly two runs, {given}")
+            if len(sessions) != 2:  # two RUNs, or one glob matching two
+                raise SessionError(f"--paired compares exactly two runs, {len(sessions)} found")
             out.write(
                 render_paired(sessions, paired_rows(sessions[0], sessions[1], id_field=args.id_field), args.format)
             )
@@ -182,7 +215,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return 0
     except OSError as exc:
         problems.add(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}")
-    return EXIT_BAD_INPUT if problems.count else 0
+    return EXIT_FAILURE if problems.count else 0
 
 
 if __name__ == "__main__":
