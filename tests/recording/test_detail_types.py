@@ -115,3 +115,41 @@ def test_a_resumed_run_keeps_the_types_of_the_earlier_examples() -> None:
     fail[0] = False
     for frame in every_copy(evaluate(list(range(12)))):
         check_types(frame)
+
+
+def test_merged_shards_keep_detail_types_and_never_average_a_detail() -> None:
+    """Shards merged from their results or their sessions: an int detail stays a detail, of its type."""
+    from tracked import merge
+
+    @tracked_eval(verbose=False, details=DETAILS, task_name="typed shards")
+    def evaluate(dataset: list[int]) -> Iterator[dict[str, Any]]:
+        for i in dataset:
+            label, pred = i % 3, (i + 1) % 3
+            yield {"acc": float(label == pred), "label": label, "pred": pred, "confidence": i / 8,
+                   "correct": label == pred, "text": f"t{i}"}  # fmt: skip
+
+    parts = [tracked_eval(shard=(k, 2))(evaluate)(list(range(k * 6, k * 6 + 6))) for k in range(2)]
+    for merged in (merge(parts, verbose=False), merge([p.session_dir for p in parts], verbose=False)):
+        assert set(merged) == {"acc", "num_examples", "duration_seconds", "num_shards", "dataset_num_eval"}
+        for frame in every_copy(merged):
+            check_types(frame)
+
+
+@pytest.mark.parametrize("edited", ["oops", ["label"], {"label": 5, "pred": "int"}, {"label": "int", "text": "int"}])
+def test_edited_detail_types_are_read_as_far_as_they_hold(edited: Any) -> None:
+    """run.json's detail_types edited into another shape: the examples are read, typed only where the texts
+    read back as that type, never a traceback."""
+
+    @tracked_eval(verbose=False, details=DETAILS)
+    def evaluate(n: int) -> Iterator[dict[str, Any]]:
+        for i in range(n):
+            yield {"acc": 1.0, "label": i % 3, "pred": (i + 1) % 3, "text": f"t{i}"}
+
+    session = Path(str(evaluate(4).session_dir))
+    state_file = session / "tracked" / "0" / "run.json"
+    state = json.loads(state_file.read_text())
+    state["detail_types"] = edited
+    state_file.write_text(json.dumps(state))
+    frame = read_session(session).examples()
+    assert frame["text"].tolist() == ["t0", "t1", "t2", "t3"]  # "int" for text that is no int: kept as text
+    assert [int(v) for v in frame["label"]] == [0, 1, 2, 0]

@@ -132,9 +132,11 @@ def examples_frame(run: RunView) -> pd.DataFrame:
             columns[name] = pd.arrays.SparseArray(column) if 4 * len(values) < run.count else column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
     kinds = dict(run.details.kinds)
+    details = frame.attrs["details"] = []  # which columns are details, however numeric (``tracked.merge``)
     for field, texts in run.details.columns(run.count).items():
         name = encodable(field)
         label = name if name not in frame.columns else f"{name} (detail)"
+        details.append(label)
         try:
             frame[label] = typed_column(texts, kinds.get(field))
         except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..common.errors import MergeError
+from ..store.journal import detail_types
 from .combine import CONSECUTIVE, Combined, Part, combine
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def replay(combined: Combined, run: Run, returned: Any = None, extra: dict[str, 
     if combined.details:
         columns: dict[str, Any] = dict(combined.details)  # object arrays: sequences of text or None
         run.details.add_block(Block(0, combined.count, columns, settled=True))
+        run.details.kinds.update(combined.detail_types)
     run.count = combined.count
     run.skipped.update(combined.skipped)
     run.fixed_duration = combined.duration
@@ -157,6 +159,7 @@ def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
         index=index, count=journal.count, duration=float(journal.state.get("duration", 0.0)), status=journal.status,
         error=journal.state.get("error"), series=series, details=details,
         dataset_num_eval=expected if type(expected := journal.state.get("expected")) is int else None,
+        detail_types=detail_types(journal.state),
     )  # fmt: skip
     evaluation = str(journal.state.get("evaluation", ""))
     return Shard(index, count, evaluation, session.name, session.project, str(session.path), part)

@@ -199,9 +199,7 @@ def prepare(
             skipped=skipped,
             claim=claim,
             matched=_matched(settings, name, call),
-            detail_types={
-                str(k): str(v) for k, v in dict(data.state.get("detail_types") or {}).items() if isinstance(v, str)
-            },
+            detail_types=journal.detail_types(data.state),
         )
     except Exception as exc:  # noqa: BLE001 - an edited run.json (a duration or skipped values of no shape)
         journal.release(claim)

@@ -117,6 +117,7 @@ class Session:
         import pandas as pd
 
         from ..common.values import encodable, typed_column
+        from .journal import detail_types
 
         journal = self.journal
         if journal is None:
@@ -143,12 +144,13 @@ class Session:
                 records = [{encodable(k): encodable(v) for k, v in d.items()} for d in records]
                 extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
             extra = extra.reindex(range(count))
-            kinds = journal.state.get("detail_types")
-            kinds = kinds if isinstance(kinds, dict) else {}
+            kinds = detail_types(journal.state)
+            labels = frame.attrs["details"] = []  # which columns are details, however numeric (``tracked.merge``)
             for name in extra.columns:
-                kind = kinds.get(name)
-                column = typed_column(extra[name].to_numpy(), kind if isinstance(kind, str) else None)
-                frame[name if name not in frame.columns else f"{name} (detail)"] = column
+                column = typed_column(extra[name].to_numpy(), kinds.get(name))
+                label = name if name not in frame.columns else f"{name} (detail)"
+                frame[label] = column
+                labels.append(label)
         return frame
 
     @property
