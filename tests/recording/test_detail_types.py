@@ -153,3 +153,22 @@ def test_edited_detail_types_are_read_as_far_as_they_hold(edited: Any) -> None:
     frame = read_session(session).examples()
     assert frame["text"].tolist() == ["t0", "t1", "t2", "t3"]  # "int" for text that is no int: kept as text
     assert [int(v) for v in frame["label"]] == [0, 1, 2, 0]
+
+
+def test_a_float_detail_is_not_paired_as_a_metric() -> None:
+    """compare --paired pairs metrics only: a detail typed float (a confidence) is left out."""
+    from tracked.cli import main
+
+    def run(name: str, shift: float) -> str:
+        @tracked_eval(verbose=False, details=["confidence"], task_name=name)
+        def evaluate() -> Iterator[dict[str, Any]]:
+            for i in range(8):
+                yield {"acc": float((i + shift) % 2 < 1), "confidence": i / 8 + shift, "id": i}
+
+        return str(evaluate().session_dir)
+
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["compare", run("A", 0.0), run("B", 0.5), "--paired", "--format", "json"], out=out, err=err) == 0
+    assert [row["metric"] for row in json.loads(out.getvalue())["paired"]] == ["acc"]

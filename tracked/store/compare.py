@@ -144,6 +144,7 @@ def paired_rows(a: Session, b: Session, id_field: str = "id") -> list[dict[str, 
     from ..stats import paired
 
     first, second = a.examples(), b.examples()
+    details = {*first.attrs.get("details", ()), *second.attrs.get("details", ())}  # a float detail is no metric
     for session, frame in ((a, first), (b, second)):
         if frame.empty:
             raise SessionError(f"{session.path}: no per-example scores to pair (only runs with a journal have them)")
@@ -159,7 +160,9 @@ def paired_rows(a: Session, b: Session, id_field: str = "id") -> list[dict[str, 
     if first.empty:
         raise SessionError(f"cannot pair {a.path} with {b.path}: no {id_field!r} is in both runs")
     metrics = [
-        m for m in first.columns if m in second.columns and first[m].dtype.kind == "f" and second[m].dtype.kind == "f"
+        m
+        for m in first.columns
+        if m in second.columns and m not in details and first[m].dtype.kind == "f" and second[m].dtype.kind == "f"
     ]
     if not metrics:
         raise SessionError(f"cannot pair {a.path} with {b.path}: the runs have no metric in common")
