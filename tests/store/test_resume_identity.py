@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tracked import TrackedWarning, tracked_eval
+from tracked.common.paths import tracked_root
 
 
 def scorer(calls: list[int], fail_at: list[int | None]) -> Any:
@@ -112,6 +113,7 @@ def test_a_model_with_no_stable_identity_is_refused_at_the_start() -> None:
     fail_at[0] = None
     evaluate(Opaque(), list(range(20)))
     assert calls == list(range(20))
+    assert not list(tracked_root().glob("resume/*.json"))  # no pointer that no call could ever match
 
 
 def test_the_resume_line_says_what_it_matched(capsys: pytest.CaptureFixture[str]) -> None:

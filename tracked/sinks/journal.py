@@ -101,6 +101,9 @@ class JournalSink:
         """Make this run the one ``resume`` finds for its key, once it holds what it continues."""
         if self._pointed or self.folder is None or self.state.get("count", 0) < self._must_cover:
             return
+        if run.call.model_unidentified:  # no later call can match it: no pointer to leave behind
+            self._pointed = True
+            return
         from ..store.resume import point_to
 
         point_to(self.state["key"], self.folder)
