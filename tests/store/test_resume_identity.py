@@ -91,6 +91,16 @@ def test_a_model_file_is_known_by_its_content(tmp_path: Path) -> None:
     assert calls == list(range(20))
 
 
+def test_a_model_configuration_is_known_by_its_values() -> None:
+    """A mapping of plain values (an API model's settings): other values are another model, equal ones the same."""
+    calls, messages = crash_then_run({"name": "m", "temperature": 0.0}, {"name": "m", "temperature": 0.7})
+    assert calls == list(range(20))
+    assert messages == []
+    calls, messages = crash_then_run({"name": "m", "temperature": 0.0}, {"temperature": 0.0, "name": "m"})
+    assert calls == list(range(5, 20))
+    assert messages == []
+
+
 def test_a_model_with_no_stable_identity_is_refused_at_the_start() -> None:
     """An object with no fingerprint: one line at the start of the first run, and no later run continues it."""
 

@@ -5,12 +5,14 @@ architecture) are different evaluations: what tells them apart is their
 content. Reading it costs one pass over the weights, so it is taken only
 for ``resume=True`` calls. Nothing is imported to recognise a model: a
 torch module by its ``state_dict``, a scikit-learn estimator by
-``get_params``, a ClearML model by its id.
+``get_params``, a ClearML model by its id, a configuration (a mapping or
+list of plain values) by its JSON.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import marshal
 import os
 import pickle
@@ -48,6 +50,13 @@ def fingerprint(model: Any) -> Fingerprint:
         if isinstance(model, types.FunctionType) and not model.__closure__:  # a function: its code
             code = marshal.dumps(model.__code__) + name.encode() + model.__qualname__.encode()
             return _done(hashlib.sha256(code).hexdigest(), f"function {model.__qualname__}")
+        if isinstance(model, (dict, list, tuple)):  # a configuration ({"name": "gpt-4o", "temperature": 0})
+            try:
+                text = json.dumps(model, sort_keys=True, ensure_ascii=True, allow_nan=True)
+            except (TypeError, ValueError):  # holds objects: no identity of its own
+                return Fingerprint(None, f"a {kind.__name__} holding objects that are not JSON")
+            # Described by its size, never its values: a configuration may hold an API key.
+            return _done(hashlib.sha256(text.encode()).hexdigest(), f"{kind.__name__} of {len(model)} items")
         if isinstance(model, (bytes, bytearray, memoryview)):
             return _done(hashlib.sha256(model).hexdigest(), f"{len(model):,} bytes")
     except Exception as exc:  # noqa: BLE001 - a model that cannot be read has no fingerprint; the caller says so
