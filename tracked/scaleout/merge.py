@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..common.errors import MergeError
-from ..store.journal import detail_types
+from ..store.session import detail_types
 from .combine import CONSECUTIVE, Combined, Part, combine
 
 if TYPE_CHECKING:

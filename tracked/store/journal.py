@@ -376,14 +376,6 @@ def _read_series(source: Source, journal: Journal, name: str, entry: Any, limit:
     journal.series[name] = (indices[:n][keep], values[:n][keep])
 
 
-def detail_types(state: dict[str, Any]) -> dict[str, str]:
-    """field -> the type its details were yielded with, as run.json records it; {} when it is edited away."""
-    kinds = state.get("detail_types")
-    if not isinstance(kinds, dict):
-        return {}
-    return {str(name): kind for name, kind in kinds.items() if isinstance(kind, str)}
-
-
 def new_state(**identity: Any) -> dict[str, Any]:
     now = time.time()
     return {

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..common.paths import tracked_root
 from ..common.warn import warn
 from . import journal
+from .session import detail_types
 
 if TYPE_CHECKING:
     import numpy as np
@@ -199,7 +200,7 @@ def prepare(
             skipped=skipped,
             claim=claim,
             matched=_matched(settings, name, call),
-            detail_types=journal.detail_types(data.state),
+            detail_types=detail_types(data.state),
         )
     except Exception as exc:  # noqa: BLE001 - an edited run.json (a duration or skipped values of no shape)
         journal.release(claim)

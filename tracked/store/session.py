@@ -117,7 +117,6 @@ class Session:
         import pandas as pd
 
         from ..common.values import encodable, typed_column
-        from .journal import detail_types
 
         journal = self.journal
         if journal is None:
@@ -186,6 +185,12 @@ class Session:
             section: {name: str(entry.get("value", "")) for name, entry in params.items()}
             for section, params in self.task.get("hyperparams", {}).items()
         }
+
+
+def detail_types(state: dict[str, Any]) -> dict[str, str]:
+    """field -> the type its details were yielded with, as run.json records it; {} when it is edited away."""
+    kinds = state.get("detail_types")
+    return {str(k): v for k, v in kinds.items() if isinstance(v, str)} if isinstance(kinds, dict) else {}
 
 
 def _journal(path: Path, problems: list[str]) -> Journal | None:
