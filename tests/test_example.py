@@ -27,7 +27,7 @@ def test_seed_scenario_leaves_the_documented_session(clearml_cache: Path) -> Non
     )
     (folder,) = [p for p in (clearml_cache / "offline").iterdir() if p.is_dir()]
     assert f"offline session: {folder}" in done.stdout
-    assert "clearml-task --import-offline-session" in done.stdout
+    assert f"upload it later: tracked upload {folder}" in done.stdout
     session = read_session(folder)
     points = session.scalars["Training Progress"]["token_recall"]
     assert [i for i, _ in points] == list(range(10))

@@ -36,8 +36,6 @@ __all__ = [
     "read_session",
     "tracked_eval",
 ]
-__version__ = "0.1.0"
-
 _LAZY = {
     "merge": "scaleout.merge",
     "compare": "store.comparing",
@@ -51,6 +49,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read from the installed package's metadata: the version is in pyproject.toml only
+        from .common.meta import version
+
+        return version()
     if name in _LAZY:
         import importlib
 

@@ -9,7 +9,7 @@ function inside a ``Run``.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .common.options import Settings, check_options, resolve
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # typing machinery the checker needs and the running program 
         ) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
         @overload
         def __call__(
-            self, func: Callable[P, AsyncGenerator[Any, Any]], /
+            self, func: Callable[P, AsyncIterator[Any]], /
         ) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
         @overload
         def __call__(self, func: Callable[P, Any], /) -> Callable[P, EvalResult]: ...
@@ -280,8 +280,9 @@ def _kind(func: Any) -> Callable[[Mapping[str, Any]], Wrapper]:
 
 @overload
 def tracked_eval(func: Callable[P, Coroutine[Any, Any, Any]], /) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
+# An async generator is typed by its annotation: AsyncGenerator or AsyncIterator (AsyncGenerator's base).
 @overload
-def tracked_eval(func: Callable[P, AsyncGenerator[Any, Any]], /) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
+def tracked_eval(func: Callable[P, AsyncIterator[Any]], /) -> Callable[P, Coroutine[Any, Any, EvalResult]]: ...
 @overload
 def tracked_eval(func: Callable[P, Any], /) -> Callable[P, EvalResult]: ...
 @overload

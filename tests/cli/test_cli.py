@@ -99,7 +99,7 @@ def test_compare_accepts_globs(three_runs: list[Path]) -> None:
 
 
 def test_bad_inputs_are_one_line_each_and_others_still_shown(three_runs: list[Path], tmp_path: Path) -> None:
-    """Missing path, corrupt zip, not a session, truncated metrics: one stderr line each, exit 2, no traceback."""
+    """Missing path, corrupt zip, not a session, truncated metrics: one stderr line each, exit 1, no traceback."""
     corrupt = tmp_path / "corrupt.zip"
     corrupt.write_bytes(b"PK\x03\x04 not really")
     truncated = tmp_path / "truncated"
@@ -114,7 +114,7 @@ def test_bad_inputs_are_one_line_each_and_others_still_shown(three_runs: list[Pa
     (crashed / "task.json").write_text(json.dumps(task))
     args = [str(tmp_path / "missing"), str(corrupt), str(tmp_path), str(truncated), str(crashed), str(three_runs[1])]
     code, out, err = cli("compare", *args)
-    assert code == 2
+    assert code == 1
     lines = err.splitlines()
     assert len(lines) == 5, err
     assert "missing: no such file or folder" in lines[0]
@@ -140,9 +140,9 @@ def test_report_is_self_contained(three_runs: list[Path], tmp_path: Path) -> Non
 
 
 def test_upload_without_a_server_is_a_clear_error(three_runs: list[Path]) -> None:
-    """upload with no server configured: one line saying so, exit 2."""
+    """upload with no server configured: one line saying so, exit 1."""
     code, _, err = cli("upload", str(three_runs[0]))
-    assert code == 2
+    assert code == 1
     assert "no ClearML server is configured" in err
 
 

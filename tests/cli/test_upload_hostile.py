@@ -74,7 +74,7 @@ STALLS = ("events.add_batch", "events.get_task_events", "files.upload")
 
 def test_a_server_that_stops_answering_is_given_up_and_the_task_marked_failed(completed: Path, tmp_path: Path) -> None:
     """events.add_batch, events.get_task_events or the artifact upload never answered: the upload ends (well
-    within 120 s), one stderr line, exit code 2, and the task it made is failed, not left in progress."""
+    within 120 s), one stderr line, exit code 1, and the task it made is failed, not left in progress."""
     servers = {endpoint: StandInServer(hang={endpoint}).start() for endpoint in STALLS}
     try:
         sessions = {endpoint: copy_of(completed, tmp_path / endpoint) for endpoint in STALLS}
@@ -84,7 +84,7 @@ def test_a_server_that_stops_answering_is_given_up_and_the_task_marked_failed(co
         assert time.monotonic() - started < 120
         for endpoint in STALLS:
             server, (out, err) = servers[endpoint], results[endpoint]
-            assert running[endpoint].returncode == 2, (endpoint, out, err)
+            assert running[endpoint].returncode == 1, (endpoint, out, err)
             assert out == ""
             (line,) = err.splitlines()
             assert line.startswith(f"tracked: {sessions[endpoint]}: upload incomplete: "), line
@@ -101,7 +101,7 @@ def test_a_server_that_stops_answering_is_given_up_and_the_task_marked_failed(co
 
 def test_two_uploads_of_one_session_at_once_make_one_task(completed: Path, tmp_path: Path) -> None:
     """A second `tracked upload` of a session being uploaded (its folder, while the first sends its zip)
-    says so in one line, exit code 2, and sends nothing: one completed task."""
+    says so in one line, exit code 1, and sends nothing: one completed task."""
     session = copy_of(completed, tmp_path / "offline")
     with StandInServer(delay={"tasks.started": 10}) as server:
         first = start_upload(server, tmp_path, session.with_name(session.name + ".zip"))
@@ -109,7 +109,7 @@ def test_two_uploads_of_one_session_at_once_make_one_task(completed: Path, tmp_p
         second = upload(server, tmp_path, session)
         out, err = first.communicate(timeout=300)
         assert first.returncode == 0, out + err
-        assert second.returncode == 2, second.stdout + second.stderr
+        assert second.returncode == 1, second.stdout + second.stderr
         assert second.stdout == ""
         (line,) = second.stderr.splitlines()
         assert line == f"tracked: {session}: being uploaded by another process (`tracked upload` of this session " \
@@ -132,7 +132,7 @@ def test_a_garbled_tasks_create_answer_leaves_no_orphan_and_a_retry_no_second_ta
     session = copy_of(completed, tmp_path / "offline")
     with StandInServer(garble={"tasks.create"}) as server:
         done = upload(server, tmp_path, session)
-        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.returncode == 1, done.stdout + done.stderr
         assert done.stdout == ""
         (line,) = done.stderr.splitlines()
         assert line.startswith(f"tracked: {session}: upload ")
@@ -153,7 +153,7 @@ def test_a_garbled_tasks_create_answer_leaves_no_orphan_and_a_retry_no_second_ta
 @pytest.mark.parametrize("damage", ["missing", "damaged"])
 def test_an_interrupted_session_without_a_readable_journal_is_refused(died: Path, tmp_path: Path, damage: str) -> None:
     """A run that died mid-run, its tracked/0/run.json then lost or garbled: how it ended is not known; one
-    line naming the journal, exit code 2, nothing on stdout, no task on the server."""
+    line naming the journal, exit code 1, nothing on stdout, no task on the server."""
     session = copy_of(died, tmp_path / "offline")
     state = session / "tracked" / "0" / "run.json"
     json.loads(state.read_text())  # it was whole
@@ -163,7 +163,7 @@ def test_an_interrupted_session_without_a_readable_journal_is_refused(died: Path
         state.write_text('{"status": "running", "count": 5, "ser')
     with StandInServer() as server:
         done = upload(server, tmp_path, session)
-        assert done.returncode == 2
+        assert done.returncode == 1
         assert done.stdout == ""
         (line,) = done.stderr.splitlines()
         assert line == (

@@ -277,8 +277,8 @@ def test_labels_ids_and_predictions_are_details_not_metrics() -> None:
     result = evaluate(rows)
     assert set(result) == {"correct", "num_examples", "duration_seconds"}
     assert list(result.stats.index) == ["correct"]
-    assert list(result.examples["label"][:3]) == ["0", "1", "2"]
-    assert list(result.examples["question_id"][-1:]) == ["29"]
+    assert list(result.examples["label"][:3]) == [0, 1, 2]  # a detail keeps its type
+    assert list(result.examples["question_id"][-1:]) == [29]
 
 
 def test_an_integer_field_averaged_warns_once_and_the_options_decide(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -70,7 +70,7 @@ def test_a_broken_link_among_a_globs_runs_is_one_line_and_the_others_are_shown(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`tracked show "DIR/*"` with a dangling symlink among the sessions: one stderr line for it, the
-    runs beside it shown, exit code 2."""
+    runs beside it shown, exit code 1."""
     folder = tmp_path / "runs"
     folder.mkdir()
     for name in ("first", "second"):
@@ -83,7 +83,7 @@ def test_a_broken_link_among_a_globs_runs_is_one_line_and_the_others_are_shown(
         assert session is not None
         os.symlink(session, folder / name)
     os.symlink(tmp_path / "gone", folder / "broken")
-    assert main(["show", str(folder / "*")]) == 2
+    assert main(["show", str(folder / "*")]) == 1
     captured = capsys.readouterr()
     assert "run       first" in captured.out
     assert "run       second" in captured.out
@@ -135,7 +135,7 @@ def test_a_series_file_outside_the_session_is_refused(tmp_path: Path, capsys: py
         assert "acc" not in read.journal.series  # type: ignore[union-attr]
         assert any("refused" in problem for problem in read.problems)
         assert 7.0 not in read.single_values.values()
-        assert main(["show", str(session)]) == 2
+        assert main(["show", str(session)]) == 1
         assert "refused" in capsys.readouterr().err
 
 
@@ -152,7 +152,7 @@ def test_a_fifo_in_place_of_a_journal_file_never_blocks_show(tmp_path: Path) -> 
     shown = subprocess.run(
         [sys.executable, "-m", "tracked", "show", str(session)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert shown.returncode == 2
+    assert shown.returncode == 1
     assert "not a regular file" in shown.stderr
 
 
@@ -179,7 +179,7 @@ def test_a_count_the_files_do_not_hold_is_not_believed(claimed: object, capsys: 
     assert read.num_examples == 151
     assert read.status == "interrupted"
     assert any("its files hold 151" in problem for problem in read.problems)
-    assert main(["show", str(session)]) == 2
+    assert main(["show", str(session)]) == 1
     assert "151 examples" in capsys.readouterr().out
 
 
@@ -209,12 +209,12 @@ def test_resume_continues_after_the_examples_on_disk_not_the_count_claimed() -> 
 
 
 def test_merge_refuses_a_shard_that_has_not_ended(capsys: pytest.CaptureFixture[str]) -> None:
-    """A shard still running, or interrupted, is not merged as if it were whole: one line, exit 2, no run."""
+    """A shard still running, or interrupted, is not merged as if it were whole: one line, exit 1, no run."""
     shards = [_run("sharded", 20, shard=(i, 2)) for i in range(2)]
     _edit(shards[1], status="running")  # its lock is free: its process died
     offline = shards[0].parent
     before = set(offline.iterdir())
-    assert main(["merge", *map(str, shards)]) == 2
+    assert main(["merge", *map(str, shards)]) == 1
     err = capsys.readouterr().err
     assert "shard 1/2 is interrupted" in err
     assert "not merged" in err
@@ -271,7 +271,7 @@ def test_flipped_bytes_in_a_journals_values_are_found_and_left_out(capsys: pytes
     assert read.journal.means()["score"] == pytest.approx(kept.mean(), rel=1e-12)  # type: ignore[union-attr]
     indices, _ = read.journal.series["score"]  # type: ignore[union-attr]
     assert len(indices) == n - 65_536
-    assert main(["show", str(session)]) == 2
+    assert main(["show", str(session)]) == 1
     assert "damaged" in capsys.readouterr().err
 
 
@@ -311,7 +311,7 @@ def test_an_edited_run_json_is_shown_with_its_problem_never_a_traceback(
     _apply(session, field, value)
     read = read_session(session)
     assert read.name == "hostile"
-    assert main(["show", str(session)]) == 2
+    assert main(["show", str(session)]) == 1
     captured = capsys.readouterr()
     assert "run       hostile" in captured.out
     assert "Traceback" not in captured.err
@@ -347,10 +347,10 @@ def test_resume_over_a_damaged_journal_is_a_fresh_tracked_run(field: str, value:
 def test_merge_of_a_shard_with_an_edited_identity_is_one_line(
     shard: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A shard whose run.json names no (index, count): not merged, one line, exit 2, no traceback."""
+    """A shard whose run.json names no (index, count): not merged, one line, exit 1, no traceback."""
     shards = [_run("sharded", 10, shard=(i, 2)) for i in range(2)]
     _edit(shards[0], shard=shard, expected="x")
-    assert main(["merge", *map(str, shards)]) == 2
+    assert main(["merge", *map(str, shards)]) == 1
     err = capsys.readouterr().err
     assert "not merged" in err
     assert "Traceback" not in err

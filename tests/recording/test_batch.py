@@ -346,3 +346,22 @@ def test_an_object_whose_repr_raises_in_a_text_column_is_named_and_nothing_is_lo
     session = read_session(result.session_dir)
     assert session.status == "completed"
     assert session.examples()["p"].tolist() == result.examples["p"].tolist()
+
+
+def test_a_dataframe_is_a_batch_of_its_columns() -> None:
+    """``yield batch(df)``: each column is a field (metrics, details), as batch(**columns) would take them."""
+    frame = pd.DataFrame(
+        {"acc": [1.0, 0.0, 1.0, 1.0, 0.0, 1.0], "label": [0, 1, 2, 0, 1, 2], "prediction": list("abcdef")}
+    )
+
+    @tracked_eval(verbose=False, details=["label"])
+    def evaluate() -> Iterator[Any]:
+        yield batch(frame.iloc[:4])
+        yield batch(frame.iloc[4:], weight=2.0)  # a slice keeps its index (4, 5): values are taken in order
+
+    result = evaluate()
+    assert result["num_examples"] == 6
+    assert result["acc"] == pytest.approx(4 / 6)
+    assert result["weight"] == 2.0
+    assert result.examples["label"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert result.examples["prediction"].tolist() == list("abcdef")

@@ -107,6 +107,16 @@ def test_distributed_sampler_padding_is_counted_once_by_id(clearml_cache: Path) 
 
 
 @pytest.mark.torch
+def test_one_duplicate_is_said_in_good_grammar(clearml_cache: Path) -> None:
+    """11 examples on 3 ranks: the sampler pads one; one warning, '1 example scored twice ... is counted once'."""
+    pytest.importorskip("torch.distributed")
+    lines = torchrun(3, clearml_cache / "spmd", N="11", MODE="pad", ID_FIELD="id")
+    result = json.loads(lines[0][2])
+    assert result["metrics"]["num_examples"] == 11
+    assert result["warnings"] == ["tracked: spmd: 1 example scored twice (by id) is counted once"]
+
+
+@pytest.mark.torch
 def test_a_rank_that_dies_leaves_the_others_a_bounded_wait_and_rank_0_records_its_part(tmp_path: Path) -> None:
     """Ranks started by hand (no torchrun agent to kill the rest): rank 1 exits mid-run; the others fail
     within gather_timeout with a clear error, and rank 0 records what it scored as a failed run."""

@@ -84,7 +84,7 @@ def test_four_shards_merged_equal_one_unsharded_run(tmp_path: Path, clearml_cach
 
 
 @pytest.mark.parametrize("case", ["missing", "duplicated", "other evaluation"])
-def test_bad_shard_sets_are_refused_with_exit_code_2(tmp_path: Path, clearml_cache: Path, case: str) -> None:
+def test_bad_shard_sets_are_refused_with_exit_code_1(tmp_path: Path, clearml_cache: Path, case: str) -> None:
     sessions = shard_sessions(tmp_path, [(0, 3), (1, 3), (2, 3)])
     if case == "missing":
         given, expected = sessions[:2], "shards missing: 2/3"
@@ -94,7 +94,7 @@ def test_bad_shard_sets_are_refused_with_exit_code_2(tmp_path: Path, clearml_cac
         other = shard_sessions(tmp_path, [(2, 3)], name="another evaluation")
         given, expected = [*sessions[:2], *other], "shards of different evaluations"
     done = tracked_cli("merge", *given)
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert expected in done.stderr
     assert "merged" not in done.stdout
 
@@ -142,8 +142,47 @@ def test_a_decorated_evaluation_decorated_again_as_a_shard_is_one_run(clearml_ca
 def test_merge_to_a_missing_folder_is_refused_before_merging(tmp_path: Path, clearml_cache: Path) -> None:
     sessions = shard_sessions(tmp_path, [(0, 2), (1, 2)])
     done = tracked_cli("merge", *sessions, f"{sessions[0]}.zip", "-o", str(tmp_path / "no" / "such" / "m.zip"))
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "is not a folder (-o)" in done.stderr
     assert "merged" not in done.stdout
     done = tracked_cli("merge", *sessions, f"{sessions[0]}.zip")  # a folder and its zip: one shard, not two
     assert done.returncode == 0, done.stderr
+
+
+def shards_in_process(name: str, count: int) -> None:
+    @tracked_eval(verbose=False, task_name=name)
+    def evaluate(dataset: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        yield from dataset
+
+    size = -(-N // count)
+    for i in range(count):
+        tracked_eval(shard=(i, count))(evaluate)(data()[i * size : (i + 1) * size])
+
+
+def test_merge_over_the_whole_cache_merges_each_evaluation(tmp_path: Path, clearml_cache: Path) -> None:
+    """The recipe ``tracked merge "<cache>/offline/*/"`` with other runs in the cache: each complete evaluation
+    is merged, every other run is named as skipped, and ``--task NAME`` picks one evaluation."""
+    shards_in_process("first", 2)
+    shards_in_process("second", 3)
+    unsharded(data()[:5])
+    every = str(clearml_cache / "offline" / "*" / "")
+    done = tracked_cli("merge", every, "-o", str(tmp_path / "merged.zip"))
+    assert done.returncode == 1
+    assert "choose one with --task" in done.stderr
+    assert "merged" not in done.stdout
+
+    done = tracked_cli("merge", every)
+    assert done.returncode == 0, done.stderr
+    assert f"merged 2 shards, {N} examples of first" in done.stdout
+    assert f"merged 3 shards, {N} examples of second" in done.stdout
+    (skipped,) = [line for line in done.stderr.splitlines() if "skipped" in line]
+    assert "not a shard" in skipped
+
+    done = tracked_cli("merge", every, "--task", "second", "-o", str(tmp_path / "second.zip"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("merged") == 1
+    assert f"merged 3 shards, {N} examples of second" in done.stdout
+    assert done.stderr.count("task 'first', not 'second'") == 3  # its two shards, and the run they were merged into
+    merged = read_session(tmp_path / "second.zip")
+    assert merged.single_values["num_examples"] == N
+    assert merged.single_values["num_shards"] == 3

@@ -204,10 +204,10 @@ def test_paired_comparison_matches_scipy_and_counts_flips() -> None:
     assert "detectable" in table.stdout
 
 
-def test_runs_that_cannot_be_paired_are_one_line_and_exit_2() -> None:
+def test_runs_that_cannot_be_paired_are_one_line_and_exit_1() -> None:
     first, second = _scored("A", np.ones(10)), _scored("B", np.ones(12))
     done = _tracked("compare", str(first), str(second), "--paired")
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "cannot pair" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
@@ -229,7 +229,7 @@ def test_paired_runs_without_a_common_metric_or_id_are_refused() -> None:
     c = run("C", ["x", "y", "z", "w"], acc=[1, 0, 1, 1])
     for other, why in ((b, "no metric in common"), (c, "no 'id' is in both runs")):
         done = _tracked("compare", str(a), str(other), "--paired")
-        assert done.returncode == 2
+        assert done.returncode == 1
         assert why in done.stderr
         assert "Traceback" not in done.stderr
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
 
-from tracked import tracked_eval
+from tracked import TrackedWarning, tracked_eval
 
 
 def data(n: int) -> list[dict[str, Any]]:
@@ -44,8 +45,11 @@ def main() -> None:
         total = -(-len(examples) // world) * world
         examples = examples + examples[: total - len(examples)]
     try:
-        result = evaluate(examples[rank::world])
-        out = {"metrics": dict(result), "session": str(result.session_dir), "status": result.status}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = evaluate(examples[rank::world])
+        said = [str(w.message) for w in caught if issubclass(w.category, TrackedWarning)]
+        out = {"metrics": dict(result), "session": str(result.session_dir), "status": result.status, "warnings": said}
         line = f"RESULT {rank} {json.dumps(out)}"
     except Exception as exc:  # noqa: BLE001 - reported to the test
         line = f"RAISED {rank} {type(exc).__name__} {str(exc).replace(chr(10), ' ')[:300]}"

@@ -60,6 +60,8 @@ def show(session: Session, out: TextIO) -> None:
     if status in ("running", "interrupted") and session.num_examples is not None:
         what = "so far" if status == "running" else "recorded before its process died"
         status += f"  ({session.num_examples:,} examples {what}; the values below are their means)"
+    if session.resumed_by is not None:
+        status += f"  resumed by {session.resumed_by}"
     print(f"status    {status}", file=out)
     print(f"duration  {'-' if duration is None else f'{duration:.3f} s'}", file=out)
     if session.error:

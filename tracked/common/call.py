@@ -35,6 +35,19 @@ class CallInfo:
     #: What tells one model (dataset) from another for ``resume``: its path, or its type and size.
     model_id: str | None = None
     dataset_id: str | None = None
+    #: The model's content fingerprint (``resume=True`` calls only); ``UNIDENTIFIED...`` when it has none.
+    model_fingerprint: str | None = None
+    #: The model in words, for the resume line or the refusal to resume.
+    model_described: str | None = None
+
+    @property
+    def model_unidentified(self) -> bool:
+        """``resume=True`` with a model that has no stable identity: this run is never continued."""
+        return (self.model_fingerprint or "").startswith(UNIDENTIFIED)
+
+
+#: The fingerprint of a model with no stable identity: made unique per call, so no later call matches it.
+UNIDENTIFIED = "unidentified:"
 
 
 @functools.lru_cache(maxsize=512)
@@ -67,6 +80,15 @@ def describe_call(
     model = arguments.get(settings.model_arg)
     dataset = arguments.get(settings.dataset_arg)
     size = None if model is None else model_size_bytes(model)
+    digest, described = None, None
+    if model is not None and settings.resume:  # reading the weights costs a pass: only when resume may use it
+        from .fingerprint import fingerprint
+
+        digest, described = fingerprint(model)
+        if digest is None:
+            import uuid
+
+            digest = f"{UNIDENTIFIED}{uuid.uuid4().hex}"
     return CallInfo(
         yields=yields,
         model_size_bytes=size,
@@ -75,6 +97,8 @@ def describe_call(
         param_types=param_types(arguments, skip={settings.model_arg, settings.dataset_arg}),
         model_id=None if model is None else identity(model, size),
         dataset_id=None if dataset is None else identity(dataset, None),
+        model_fingerprint=digest,
+        model_described=described,
     )
 
 
@@ -152,10 +176,19 @@ def dataset_length(dataset: Any) -> int | None:
         length = len(dataset)
     except Exception:  # noqa: BLE001 - generators and streams have no length
         return None
-    if isinstance(dataset, tuple) and 2 <= length <= 4 and all(_array_like(part) for part in dataset):
+    if _array_tuple(dataset):
         lengths = {dataset_length(part) for part in dataset}
         return lengths.pop() if len(lengths) == 1 else None
     return length
+
+
+def columns(dataset: Any) -> bool:
+    """A tuple of equal-length arrays (scikit-learn's ``(X, y)``): its rows are the examples, not its parts."""
+    return _array_tuple(dataset) and dataset_length(dataset) is not None
+
+
+def _array_tuple(dataset: Any) -> bool:
+    return isinstance(dataset, tuple) and 2 <= len(dataset) <= 4 and all(_array_like(part) for part in dataset)
 
 
 def _array_like(value: Any) -> bool:

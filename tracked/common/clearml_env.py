@@ -51,7 +51,7 @@ def server_unreachable(timeout: float) -> str | None:
         return None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return f"its API did not answer at {host} within {timeout:g} s ({reason})"
+        return f"did not answer at {host} within {timeout:g} s ({reason})"
 
 
 def clearml_environ() -> dict[str, str]:

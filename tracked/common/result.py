@@ -63,6 +63,12 @@ class EvalResult(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"EvalResult({self._metrics!r}, status={self._status!r}, task_id={self._task_id!r})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a result as a small table: metrics with ± and interval, examples, status, where."""
+        from .result_html import result_html
+
+        return result_html(self)
+
     def __reduce__(self) -> tuple[Any, ...]:
         # The run (with its ClearML task) stays behind; what it produced travels.
         state = (

@@ -109,3 +109,64 @@ def encodable(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+#: A detail column's type, so it comes back as it was yielded when all its values share one; else text.
+TEXT = "text"
+_KINDS: dict[type, str] = {int: "int", float: "float", bool: "bool", str: TEXT}
+_DTYPE_KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float"}
+
+
+def detail_kind(value: Any) -> str:
+    """int, float, bool (numpy and torch scalars by their dtype), or text for anything else."""
+    kind = _KINDS.get(type(value))
+    if kind is not None:
+        return kind
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or getattr(value, "shape", None) != ():
+        return TEXT
+    return dtype_kind(dtype)
+
+
+def dtype_kind(dtype: Any) -> str:
+    """The detail kind of a numpy or torch dtype."""
+    code = getattr(dtype, "kind", None)
+    if isinstance(code, str):
+        return _DTYPE_KINDS.get(code, TEXT)
+    text = str(dtype)  # torch: torch.int64, torch.bool, torch.float32, torch.bfloat16
+    if text == "torch.bool":
+        return "bool"
+    if "float" in text or "half" in text or "double" in text:
+        return "float"
+    return "int" if "int" in text or "long" in text or "short" in text else TEXT
+
+
+def merge_kind(kinds: dict[str, str], name: str, kind: str) -> None:
+    """Note one more value of ``name``: a column whose values differ in type is text."""
+    known = kinds.get(name)
+    if known != kind:
+        kinds[name] = kind if known is None else TEXT
+
+
+def typed_column(texts: Any, kind: str | None) -> Any:
+    """A detail column's texts (None: absent) as the type its values were yielded with: int64 (``Int64``
+    with absent values), float64, bool (``boolean``); the texts themselves when they do not all read back."""
+    if kind not in _DTYPE_KINDS.values():
+        return texts
+    import numpy as np
+    import pandas as pd
+
+    values = [v if isinstance(v, str) else None for v in (texts.tolist() if hasattr(texts, "tolist") else texts)]
+    missing = any(v is None for v in values)
+    try:
+        if kind == "float":
+            return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        if kind == "int":
+            ints = [None if v is None else int(v) for v in values]
+            return pd.array(ints, dtype="Int64") if missing else np.array(ints, dtype=np.int64)
+        if any(v not in (None, "True", "False") for v in values):
+            return texts
+        flags = [None if v is None else v == "True" for v in values]
+        return pd.array(flags, dtype="boolean") if missing else np.array(flags, dtype=bool)
+    except (ValueError, OverflowError, TypeError):  # an edited journal, an int past int64: kept as text
+        return texts

@@ -16,25 +16,34 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from ..common.values import InvalidValue, as_detail, as_number
+from ..common.values import TEXT, InvalidValue, as_detail, as_number, detail_kind, dtype_kind
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    import pandas as pd
 
 
 class batch:  # lower case: used like a function, ``yield batch(correct=...)``
     """Many examples in one yield: per-example columns (1-D numpy arrays, torch tensors on any device,
     lists, tuples, pandas Series), all of one length, and scalars that apply to every example.
 
-    ``batch(correct=c, loss=l)`` or ``batch({"exact match": em})`` for names that are not identifiers.
-    Numeric columns are metrics, others details, by the same rules as single yields.
+    ``batch(correct=c, loss=l)`` or ``batch({"exact match": em})`` for names that are not identifiers;
+    ``batch(df)`` takes a pandas DataFrame's columns. Numeric columns are metrics, others details, by the
+    same rules as single yields.
     """
 
     __slots__ = ("fields",)
 
-    def __init__(self, fields: Mapping[str, Any] | None = None, /, **columns: Any) -> None:
-        self.fields: dict[str, Any] = {**(fields or {}), **columns}
+    def __init__(self, fields: Mapping[str, Any] | pd.DataFrame | None = None, /, **columns: Any) -> None:
+        if fields is None:
+            self.fields: dict[str, Any] = columns
+        elif type(fields).__module__.startswith("pandas") and hasattr(fields, "columns"):  # a DataFrame
+            # Its columns as Series (no truth value to test, no row-wise mapping to copy).
+            frame = cast("pd.DataFrame", fields)
+            self.fields = {**{name: frame[name] for name in frame.columns}, **columns}
+        else:
+            self.fields = {**cast("Mapping[str, Any]", fields), **columns}
 
     def __repr__(self) -> str:
         return f"batch({', '.join(self.fields)})"
@@ -192,6 +201,17 @@ def _list_column(np: Any, out: Columns, name: str, values: Sequence[Any]) -> Non
             out.first_ints[name] = first_int  # as a single yield of this int would: one warning
     if any(t is not None for t in texts):
         out.texts[name] = texts
+
+
+def column_kind(original: Any) -> str:
+    """The detail kind (``common.values``) of a number column kept as a detail: its dtype's, or its values'."""
+    if type(original) is list or type(original) is tuple:
+        kinds = {detail_kind(v) for v in original if v is not None}
+        return kinds.pop() if len(kinds) == 1 else TEXT
+    dtype = getattr(original, "dtype", None)
+    if dtype is not None and getattr(original, "ndim", 0) == 1:
+        return dtype_kind(dtype)
+    return detail_kind(original)
 
 
 def as_texts(original: Any, n: int, present: npt.NDArray[np.bool_] | None) -> list[str | None]:

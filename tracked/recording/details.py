@@ -43,10 +43,12 @@ class Block:
 class Details:
     """Per-example details: rows for single examples, blocks for batches, in example order."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "kinds")
 
     def __init__(self) -> None:
         self._entries: list[Row | Block] = []
+        #: field -> the type its values were yielded with (``common.values.detail_kind``), for typed columns.
+        self.kinds: dict[str, str] = {}
 
     def append(self, index: int, fields: dict[str, str]) -> None:
         self._entries.append((index, fields))

@@ -18,7 +18,16 @@ from typing import Any
 
 from ..common.names import YIELDED, is_own
 from ..common.options import Settings
-from ..common.values import InvalidValue, as_detail, as_number, is_number_like, is_scalar_tensor
+from ..common.values import (
+    TEXT,
+    InvalidValue,
+    as_detail,
+    as_number,
+    detail_kind,
+    is_number_like,
+    is_scalar_tensor,
+    merge_kind,
+)
 from ..common.warn import warn
 from . import batch as _batch
 from .batch import batch
@@ -176,10 +185,12 @@ class Recorder:
                     or not is_number_like(value)
                 ):
                     text = as_detail(value)
+                    merge_kind(self.details.kinds, name, detail_kind(value))
                     details[name] = text if len(text) <= LONG_DETAIL else self._long(index, name, text)
                 else:  # a metric name past max_metrics: one column for all of them, not one per name
                     extra = details.get(MORE_METRICS)
                     details[MORE_METRICS] = f"{extra}; {name}={value}" if extra else f"{name}={value}"
+                    merge_kind(self.details.kinds, MORE_METRICS, TEXT)
         if details:
             self.details.append(index, details)
 
@@ -199,6 +210,7 @@ class Recorder:
         if not n:  # an empty batch (a mask that kept nothing): no examples, and no metric named by it
             return
         texts: dict[str, list[str | None]] = {}
+        kinds: dict[str, str] = {}  # the type of each detail column, as single yields note it
         more: list[str] = []  # metric names past max_metrics: one column for all of them, as single yields
         for name, values in columns.numbers.items():
             present = columns.present.get(name)
@@ -207,7 +219,9 @@ class Recorder:
                 more.append(name)
                 continue
             if series is None:  # a label, an id: details, written as single yields write them
-                texts[name] = _batch.as_texts(columns.originals.get(name, values), n, present)
+                original = columns.originals.get(name, values)
+                texts[name] = _batch.as_texts(original, n, present)
+                kinds[name] = _batch.column_kind(original)
                 columns.texts.pop(name, None)  # a list's text values: in that column already
                 continue
             if name in columns.first_ints and name not in self._batched:
@@ -230,6 +244,8 @@ class Recorder:
                 texts = dict(
                     sorted(texts.items(), key=lambda kv: order.get(kv[0].removesuffix(" (detail)"), len(order)))
                 )
+            for name in texts:
+                merge_kind(self.details.kinds, name, kinds.get(name, TEXT))
             self.details.add_block(Block(first, n, texts))
         self.count = first + n
 

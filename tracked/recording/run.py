@@ -98,6 +98,7 @@ class Run(Recorder):
                 series = self.series[name] = Series(int(indices[0]))
                 series.extend(indices, values)
         self.details.extend(earlier.details)
+        self.details.kinds.update(earlier.detail_types)
         self.skipped.update(earlier.skipped)
         self.count = earlier.count
         self._base_duration = earlier.duration

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..common.values import InvalidValue, as_number, encodable
+from ..common.values import InvalidValue, as_number, encodable, typed_column
 from ..common.warn import warn
 
 if TYPE_CHECKING:
@@ -131,11 +131,14 @@ def examples_frame(run: RunView) -> pd.DataFrame:
             # A metric few examples have is stored sparse: memory follows the values yielded, not N per name.
             columns[name] = pd.arrays.SparseArray(column) if 4 * len(values) < run.count else column
     frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(run.count, name="index"), copy=False)
+    kinds = dict(run.details.kinds)
+    details = frame.attrs["details"] = []  # which columns are details, however numeric (``tracked.merge``)
     for field, texts in run.details.columns(run.count).items():
         name = encodable(field)
         label = name if name not in frame.columns else f"{name} (detail)"
+        details.append(label)
         try:
-            frame[label] = texts
+            frame[label] = typed_column(texts, kinds.get(field))
         except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped
             frame[label] = [None if text is None else encodable(text) for text in texts.tolist()]
     return frame

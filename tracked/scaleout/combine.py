@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..common.errors import MergeError
+from ..common.values import merge_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +43,8 @@ class Part:
     skipped: dict[str | None, tuple[int, str]] = field(default_factory=dict)
     #: The length of the dataset this part was given (the whole dataset, or its shard), if known.
     dataset_num_eval: int | None = None
+    #: field -> the type its details were yielded with (``common.values.detail_kind``).
+    detail_types: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of_run(cls, run: RunView, index: int) -> Part:
@@ -51,26 +54,38 @@ class Part:
             index=index, count=run.count, duration=run.duration, status=run.status,
             error=None if run.error is None else f"{type(run.error).__name__}: {run.error}",
             series=series, details=run.details.columns(run.count), skipped=dict(run.skipped),
-            dataset_num_eval=run.call.dataset_num_eval,
+            dataset_num_eval=run.call.dataset_num_eval, detail_types=dict(run.details.kinds),
         )  # fmt: skip
 
     @classmethod
     def of_frame(cls, frame: pd.DataFrame, index: int, duration: float, status: str, error: str | None) -> Part:
-        """From a per-example DataFrame (``result.examples``, ``Session.examples()``): float columns are
-        metrics (NaN: absent), the others details."""
+        """From a per-example DataFrame (``result.examples``, ``Session.examples()``): the columns its
+        ``attrs["details"]`` names are details (kept as the texts they were written as, with their type),
+        the others metrics (NaN: absent); without that list, numeric columns are metrics."""
+        from ..common.values import TEXT, dtype_kind
+
         series: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         details: dict[str, npt.NDArray[Any]] = {}
+        kinds: dict[str, str] = {}
+        named = frame.attrs.get("details")
         for name, column in frame.items():
-            if column.dtype.kind in "fiub":
-                values = np.asarray(column.to_numpy(dtype=float), dtype=np.float64)
+            numeric = column.dtype.kind in "fiub"
+            if (str(name) not in named) if isinstance(named, list) else numeric:
+                values = np.asarray(column.to_numpy(dtype=float, na_value=np.nan), dtype=np.float64)
                 present = ~np.isnan(values)
                 series[str(name)] = (np.flatnonzero(present).astype(np.int64), values[present])
-            else:
-                texts = np.asarray(column.to_numpy(dtype=object), dtype=object)
-                texts[column.isna().to_numpy()] = None
-                details[str(name)] = texts
+                continue
+            kind = dtype_kind(column.dtype) if numeric else TEXT
+            write = repr if kind == "float" else str  # as a single yield writes the value
+            values = column.to_numpy(dtype=object)
+            missing = column.isna().to_numpy()
+            texts = np.array(
+                [None if gone else (v if kind == TEXT else write(v)) for v, gone in zip(values, missing, strict=True)],
+                dtype=object,
+            )
+            details[str(name)], kinds[str(name)] = texts, kind
         return cls(index=index, count=len(frame), duration=duration, status=status, error=error,
-                   series=series, details=details)  # fmt: skip
+                   series=series, details=details, detail_types=kinds)  # fmt: skip
 
 
 @dataclass
@@ -87,6 +102,8 @@ class Combined:
     duplicates: int = 0
     #: Every part given the whole dataset: its length; each given a shard: their sum; else None.
     dataset_num_eval: int | None = None
+    #: field -> the type its details were yielded with, where every part agrees (else text).
+    detail_types: dict[str, str] = field(default_factory=dict)
 
 
 def combine(parts: Sequence[Part], order: str = INTERLEAVED, id_field: str | None = None) -> Combined:
@@ -144,6 +161,10 @@ def combine(parts: Sequence[Part], order: str = INTERLEAVED, id_field: str | Non
         present[index] = True
         kept = np.flatnonzero(present).astype(np.int64)
         merged[name] = (kept, np.ascontiguousarray(column[kept]))
+    kinds: dict[str, str] = {}
+    for part in parts:
+        for name, kind in part.detail_types.items():
+            merge_kind(kinds, name, kind)
     failed = [p for p in parts if p.status != "completed"]
     skipped: dict[str | None, tuple[int, str]] = {}
     for part in parts:
@@ -155,6 +176,7 @@ def combine(parts: Sequence[Part], order: str = INTERLEAVED, id_field: str | Non
         status=failed[0].status if failed else "completed",
         error="; ".join(f"part {p.index}: {p.error or p.status}" for p in failed) or None,
         skipped=skipped, duplicates=duplicates, dataset_num_eval=_dataset_length(parts, duplicates),
+        detail_types=kinds,
     )  # fmt: skip
 
 

@@ -99,7 +99,11 @@ class RankRun(Run):
             raise DistributedEvalError(message) from exc
         combined = combine(parts, INTERLEAVED, self.settings.id_field or None)
         if combined.duplicates:
-            warn(f"{self.name}: {combined.duplicates} examples scored twice (by id) are counted once")
+            twice = combined.duplicates
+            warn(
+                f"{self.name}: {twice} example{'s' if twice != 1 else ''} scored twice (by id) "
+                f"{'are' if twice != 1 else 'is'} counted once"
+            )
         # Other ranks: the same run, unreported.
         report = self.report_run or Run(self.settings, self.name, self.call, [])
         result = replay(combined, report, returned, {"num_ranks": own.world})

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..common.errors import MergeError
+from ..store.session import detail_types
 from .combine import CONSECUTIVE, Combined, Part, combine
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def replay(combined: Combined, run: Run, returned: Any = None, extra: dict[str, 
     if combined.details:
         columns: dict[str, Any] = dict(combined.details)  # object arrays: sequences of text or None
         run.details.add_block(Block(0, combined.count, columns, settled=True))
+        run.details.kinds.update(combined.detail_types)
     run.count = combined.count
     run.skipped.update(combined.skipped)
     run.fixed_duration = combined.duration
@@ -101,6 +103,23 @@ def merge(
     return replay(combined, run, extra={"num_shards": count})
 
 
+def by_evaluation(sessions: Sequence[Session]) -> tuple[list[list[Session]], list[tuple[Session, str]]]:
+    """The sessions grouped by the evaluation they are shards of (in the order first seen), and those that
+    are no shard, each with why: a folder of many runs (the offline cache) merges each evaluation in it."""
+    groups: dict[tuple[str, str], list[Session]] = {}
+    others: list[tuple[Session, str]] = []
+    for session in sessions:
+        state = {} if session.journal is None else session.journal.state
+        if "shard" not in state:
+            why = "no tracked journal" if session.journal is None else "not a shard (run without shard=(index, count))"
+            others.append((session, why))
+            continue
+        shard = state["shard"]
+        count = str(shard[1]) if isinstance(shard, list) and len(shard) == 2 else f"? {session.path}"  # edited
+        groups.setdefault((str(state.get("evaluation", "")), count), []).append(session)
+    return list(groups.values()), others
+
+
 def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
     from ..common.result import EvalResult
     from ..store.session import Session, read_session
@@ -140,6 +159,7 @@ def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
         index=index, count=journal.count, duration=float(journal.state.get("duration", 0.0)), status=journal.status,
         error=journal.state.get("error"), series=series, details=details,
         dataset_num_eval=expected if type(expected := journal.state.get("expected")) is int else None,
+        detail_types=detail_types(journal.state),
     )  # fmt: skip
     evaluation = str(journal.state.get("evaluation", ""))
     return Shard(index, count, evaluation, session.name, session.project, str(session.path), part)

@@ -77,7 +77,8 @@ class ConsoleSink:
             return
         lines = []
         if run.earlier is not None:
-            lines.append(f"tracked: {run.name}: resuming {run.earlier.folder} after example {run.count:,}")
+            matched = f" (same {run.earlier.matched})" if run.earlier.matched else ""
+            lines.append(f"tracked: {run.name}: resuming {run.earlier.folder} after example {run.count:,}{matched}")
         if where.session_dir is not None:
             lines.append(
                 f"tracked: {run.name}: offline session {where.session_dir} (watch it: tracked show {where.session_dir})"
@@ -102,7 +103,7 @@ class ConsoleSink:
             text += f"\nsaved locally (ClearML failed): {where.saved_to}"
         if where.session_dir is not None:
             text += f"\noffline session: {where.session_dir}"
-            text += f"\nupload it later: clearml-task --import-offline-session {where.session_dir}.zip"
+            text += f"\nupload it later: tracked upload {where.session_dir}"
         elif where.task_id is not None:
             text += f"\nClearML task: {where.task_id}"
         say(text)

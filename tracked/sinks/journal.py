@@ -101,6 +101,9 @@ class JournalSink:
         """Make this run the one ``resume`` finds for its key, once it holds what it continues."""
         if self._pointed or self.folder is None or self.state.get("count", 0) < self._must_cover:
             return
+        if run.call.model_unidentified:  # no later call can match it: no pointer to leave behind
+            self._pointed = True
+            return
         from ..store.resume import point_to
 
         point_to(self.state["key"], self.folder)
@@ -162,6 +165,8 @@ class JournalSink:
             journal.write_at(folder / journal.DETAILS, offset, lines.encode("ascii"))
             state["details"]["bytes"] = offset + len(lines)
         state["count"] = update.count
+        # A copy (the evaluation's thread may add a field), named as the details are written: redacted.
+        state["detail_types"] = {scrub(k): v for k, v in dict(run.details.kinds).items()}
         state["duration"] = update.duration
         state["heartbeat"] = time.time()
         clean = scrubber()  # a skipped value's reason quotes it: a credential in it is redacted, as in the warning

@@ -33,6 +33,8 @@ class Pairing:
     notes: list[str] = field(default_factory=list)
     #: B − A per metric, once compared (``paired_rows``).
     rows: list[Paired] = field(default_factory=list)
+    #: Detail columns (a float detail is no metric: never paired).
+    details: set[str] = field(default_factory=set)
 
 
 def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
@@ -43,6 +45,7 @@ def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
     temperature, epochs) are averaged per id (Miller, section 4). Each is said in ``notes``.
     """
     first, second = a.examples(), b.examples()
+    details = {*first.attrs.get("details", ()), *second.attrs.get("details", ())}  # a float detail is no metric
     for session, frame in ((a, first), (b, second)):
         if frame.empty:
             why = "the run recorded no example" if session.journal is not None else "only runs with a journal have them"
@@ -51,7 +54,9 @@ def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
     cluster = cluster_field(a) or cluster_field(b)
     clusters = None
     if id_field in first.columns and id_field in second.columns:
-        per_id = [_per_id(frame, id_field, cluster, name, notes) for frame, name in ((first, "A"), (second, "B"))]
+        per_id = [
+            _per_id(frame, id_field, cluster, name, notes, details) for frame, name in ((first, "A"), (second, "B"))
+        ]
         (first, clusters), (second, _) = per_id
         first, second = first.align(second, join="inner", axis=0)
         if clusters is not None:
@@ -69,11 +74,13 @@ def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
         raise SessionError(f"cannot pair {a.path} with {b.path}: no {id_field!r} is in both runs")
     if cluster is not None:
         notes.append(f"standard errors clustered by {cluster!r}, as the runs were recorded")
-    return Pairing(first, second, None if clusters is None else clusters.to_numpy(dtype=object), notes)
+    pairing = Pairing(first, second, None if clusters is None else clusters.to_numpy(dtype=object), notes)
+    pairing.details = details
+    return pairing
 
 
 def _per_id(
-    frame: pd.DataFrame, id_field: str, cluster: str | None, name: str, notes: list[str]
+    frame: pd.DataFrame, id_field: str, cluster: str | None, name: str, notes: list[str], details: set[str]
 ) -> tuple[pd.DataFrame, pd.Series[Any] | None]:
     """One row per id: the mean of each metric over the id's samples, and the id's cluster."""
     ids = frame[id_field].map(_id_key)
@@ -82,7 +89,7 @@ def _per_id(
         notes.append(f"{name}: {missing} example{'s' if missing != 1 else ''} without {id_field!r} left out")
     keep = ids.notna()
     frame, ids = frame[keep], ids[keep]
-    metrics = [c for c in frame.columns if c != id_field and frame[c].dtype.kind == "f"]
+    metrics = [c for c in frame.columns if c != id_field and c not in details and frame[c].dtype.kind == "f"]
     # ±inf is left out of a per-id mean, as it is of a run's mean.
     values = frame[metrics].where(np.isfinite(frame[metrics]))
     grouped = values.groupby(ids.to_numpy(), sort=False)
@@ -121,7 +128,12 @@ def paired_rows(a: Session, b: Session, id_field: str = "id", metrics: Sequence[
     pairing = pair(a, b, id_field)
     first, second = pairing.first, pairing.second
     common = [
-        m for m in first.columns if m in second.columns and first[m].dtype.kind == "f" and second[m].dtype.kind == "f"
+        m
+        for m in first.columns
+        if m in second.columns
+        and m not in pairing.details
+        and first[m].dtype.kind == "f"
+        and second[m].dtype.kind == "f"
     ]
     if metrics:  # empty or None: every metric both runs have
         unknown = [m for m in metrics if m not in common]

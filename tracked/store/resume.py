@@ -1,7 +1,9 @@
 """``resume=True``: continue the previous run of the same evaluation where it stopped.
 
-The same evaluation means the same project, task name, simple arguments
-and dataset length (the run's *key*). Every run points the resume index
+The same evaluation means the same project, task name, simple arguments,
+model (its content fingerprint) and dataset length (the run's *key*). A
+model with no stable identity is refused at the start of the first run: its
+run is never continued, so another model's examples never mix in. Every run points the resume index
 (``$CLEARML_CACHE_DIR/tracked-runs/resume/<key>.json``) at its journal. A
 call with ``resume=True`` whose key points at a run that ended
 ``interrupted``, ``stopped`` or ``failed`` takes that run's examples from
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..common.paths import tracked_root
 from ..common.warn import warn
 from . import journal
+from .session import detail_types
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,7 +47,7 @@ RESUMABLE = ("interrupted", "stopped", "failed")
 
 def key_of(settings: Settings, name: str, call: CallInfo) -> str:
     """What makes two calls the same evaluation: project, task name, simple arguments, the model (its path, or
-    its type and size), the dataset (its path, or its type) and the dataset's length."""
+    its type and size, and its content fingerprint), the dataset (its path, or its type) and its length."""
     identity = [
         settings.project,
         settings.task_name or name,
@@ -53,6 +56,7 @@ def key_of(settings: Settings, name: str, call: CallInfo) -> str:
         call.dataset_id,
         call.dataset_num_eval,
         *([settings.shard] if settings.shard else []),  # shard 1 never continues shard 0
+        *([call.model_fingerprint] if call.model_fingerprint else []),  # model B never continues model A
     ]
     return hashlib.sha256(json.dumps(identity, ensure_ascii=True).encode()).hexdigest()[:32]
 
@@ -96,6 +100,10 @@ class Earlier:
     details: list[tuple[int, dict[str, str]]]
     skipped: dict[str | None, tuple[int, str]] = field(default_factory=dict)
     claim: int | None = None
+    #: What the call matched the run by, in words (the resume line says it).
+    matched: str = ""
+    #: field -> the type its details were yielded with (``common.values.detail_kind``).
+    detail_types: dict[str, str] = field(default_factory=dict)
 
     def mark_resumed(self, by: Path) -> None:
         """Note in the old journal which run continues it (for whoever reads it later)."""
@@ -120,6 +128,12 @@ def prepare(
     call: CallInfo,
 ) -> tuple[Earlier | None, tuple[Any, ...], dict[str, Any]]:
     """The run to continue and the arguments without its done examples; (None, args, kwargs): a fresh run."""
+    if call.model_unidentified:  # said now, at the start of the first run, not after its crash
+        warn(
+            f"{name} cannot be resumed: its model ({call.model_described}) has no stable identity to tell it from "
+            "another model's run; pass a path, a torch module, a scikit-learn estimator or a ClearML model"
+        )
+        return None, args, kwargs
     folder = latest(key_of(settings, name, call))
     if folder is None:
         return None, args, kwargs
@@ -185,12 +199,27 @@ def prepare(
             details=[d for d in data.details if d[0] < done],
             skipped=skipped,
             claim=claim,
+            matched=_matched(settings, name, call),
+            detail_types=detail_types(data.state),
         )
     except Exception as exc:  # noqa: BLE001 - an edited run.json (a duration or skipped values of no shape)
         journal.release(claim)
         warn(f"{fresh}: its journal is unreadable ({type(exc).__name__}: {exc}); starting a fresh run")
         return None, args, kwargs
     return earlier, *rest
+
+
+def _matched(settings: Settings, name: str, call: CallInfo) -> str:
+    """What the run was matched by: the task, the model, the dataset and its length."""
+    parts = [f"task {settings.task_name or name}"]
+    if call.params:
+        parts.append("arguments " + ", ".join(f"{k}={v}" for k, v in sorted(call.params.items())))
+    if call.model_described:
+        parts.append(f"model {call.model_described}")
+    if call.dataset_id is not None:
+        length = "" if call.dataset_num_eval is None else f" of {call.dataset_num_eval:,} examples"
+        parts.append(f"dataset {call.dataset_id}{length}")
+    return "; ".join(parts)
 
 
 def _without_done(
@@ -202,7 +231,7 @@ def _without_done(
     rows: int | None = None,
 ) -> tuple[tuple[Any, ...], dict[str, Any]] | str:
     """The call's arguments with the dataset's first ``done`` items left out, or why that cannot be done."""
-    from ..common.call import _signature
+    from ..common.call import _signature, columns
 
     signature = _signature(func)
     if signature is None:
@@ -218,9 +247,7 @@ def _without_done(
     if isinstance(rest, str):
         return rest
     with contextlib.suppress(Exception):  # no length (an iterator): nothing to check
-        items = len(dataset)
-        if rows is not None and rows != items:  # an (X, y) pair: tracked counts its rows, not its two items
-            return f"its dataset is {items} arrays of {rows:,} rows (X, y), whose done rows cannot be left out"
+        items = rows if rows is not None and columns(dataset) else len(dataset)  # (X, y): its rows
         if done > items:  # its items made several examples each (batches): which are done is unknown
             return (
                 f"it recorded {done:,} examples from a dataset of {items:,} items, so its items are not "
@@ -232,8 +259,14 @@ def _without_done(
 
 def skip(dataset: Any, done: int) -> Any:
     """``dataset`` without its first ``done`` items, or a string saying why it cannot be left out."""
+    from ..common.call import columns
+
     kind = type(dataset)
     module = kind.__module__.split(".")[0]
+    if columns(dataset):  # (X, y): the rows of every array, together
+        parts = [skip(part, done) for part in dataset]
+        why = next((part for part in parts if isinstance(part, str)), None)
+        return why if why is not None else tuple(parts)
     if isinstance(dataset, (list, tuple, range)):
         return dataset[done:]
     if module == "numpy" and hasattr(dataset, "shape"):

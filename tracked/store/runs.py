@@ -27,6 +27,25 @@ class Problems:
         self.count += 1
         print(f"tracked: {message}", file=self.stream)
 
+    def note(self, message: str) -> None:
+        """A line on stderr that is no problem (the exit code stays 0)."""
+        print(f"tracked: {message}", file=self.stream)
+
+
+def current(sessions: Sequence[Session], problems: Problems) -> list[Session]:
+    """The sessions without the parts another run continued (``resume=True``): that run holds their
+    examples, so comparing both would show one evaluation twice. Each one left out is a note."""
+    kept = []
+    for session in sessions:
+        if session.superseded:
+            problems.note(
+                f"left out {session.path} ({session.status}, resumed by {session.resumed_by}); "
+                "--include-superseded keeps it"
+            )
+        else:
+            kept.append(session)
+    return kept
+
 
 def load_runs(specs: Sequence[str], problems: Problems, events: bool = True) -> list[Session]:
     """Sessions for each RUN argument (globs expanded); unreadable ones become problems."""

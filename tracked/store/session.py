@@ -84,6 +84,21 @@ class Session:
         return str(props.get("tracked_status", {}).get("value", "unknown"))
 
     @property
+    def resumed_by(self) -> str | None:
+        """The session (or journal folder) of the run that continued this one (``resume=True``), or None."""
+        by = None if self.journal is None else self.journal.state.get("resumed_by")
+        if not isinstance(by, str) or not by:
+            return None
+        folder = Path(by)
+        # A journal inside an offline session (<session>/tracked/<n>) stands for its session.
+        return str(folder.parent.parent) if folder.parent.name == "tracked" else by
+
+    @property
+    def superseded(self) -> bool:
+        """A part another run continued (``resumed_by``): that run holds all of its examples and more."""
+        return self.resumed_by is not None and self.status != "completed"
+
+    @property
     def error(self) -> str:
         """Why a failed run failed (its exception, as the journal recorded it), or ""."""
         if self.journal is not None and self.journal.state.get("error"):
@@ -101,7 +116,7 @@ class Session:
         import numpy as np
         import pandas as pd
 
-        from ..common.values import encodable
+        from ..common.values import encodable, typed_column
 
         journal = self.journal
         if journal is None:
@@ -128,8 +143,13 @@ class Session:
                 records = [{encodable(k): encodable(v) for k, v in d.items()} for d in records]
                 extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
             extra = extra.reindex(range(count))
+            kinds = detail_types(journal.state)
+            labels = frame.attrs["details"] = []  # which columns are details, however numeric (``tracked.merge``)
             for name in extra.columns:
-                frame[name if name not in frame.columns else f"{name} (detail)"] = extra[name].to_numpy()
+                column = typed_column(extra[name].to_numpy(), kinds.get(name))
+                label = name if name not in frame.columns else f"{name} (detail)"
+                frame[label] = column
+                labels.append(label)
         return frame
 
     @property
@@ -165,6 +185,12 @@ class Session:
             section: {name: str(entry.get("value", "")) for name, entry in params.items()}
             for section, params in self.task.get("hyperparams", {}).items()
         }
+
+
+def detail_types(state: dict[str, Any]) -> dict[str, str]:
+    """field -> the type its details were yielded with, as run.json records it; {} when it is edited away."""
+    kinds = state.get("detail_types")
+    return {str(k): v for k, v in kinds.items() if isinstance(v, str)} if isinstance(kinds, dict) else {}
 
 
 def _journal(path: Path, problems: list[str]) -> Journal | None:

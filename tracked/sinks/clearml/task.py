@@ -170,7 +170,7 @@ def _create(settings: Settings, name: str) -> Shared:
     if not offline:
         problem = server_unreachable(settings.server_timeout)
         if problem:
-            warn(f"the ClearML server is configured but {problem}; writing an offline session instead")
+            warn(f"the configured ClearML server {problem}; writing an offline session instead")
             offline = True
     if offline != offline_before:
         Task.set_offline(offline)
