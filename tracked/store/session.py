@@ -5,7 +5,9 @@ A session is a folder ``<cache>/offline/<task-id>/`` (or its ``.zip``) with
 files is a JSON array: one batch of events as ClearML flushed it. tracked
 adds the run's journal (``tracked/0/``, see ``tracked/store/journal.py``): it
 tells a run still going from one whose process died (``interrupted``), and
-holds the examples recorded so far.
+holds the examples recorded so far. A run recorded without ClearML (its
+task never came up) is its journal folder alone, read the same way: its
+task is rebuilt from the journal.
 
     >>> s = read_session(result.session_dir)
     >>> s.single_values["token_recall"], s.scalars["Training Progress"]["token_recall"][:3]
@@ -173,6 +175,8 @@ def _journal(path: Path, problems: list[str]) -> Journal | None:
 
     try:
         if path.is_dir():
+            if _alone(path):  # a run recorded without ClearML: its journal folder itself
+                return journal.read_journal(path, limit=read_limit())
             folder = path / journal.FOLDER / "0"
             if folder.parent.is_symlink() or folder.is_symlink():  # another run's journal, under this one's name
                 problems.append(f"journal: refused, {journal.FOLDER}/0 is a link, not the session's own folder")
@@ -194,8 +198,16 @@ def _journal(path: Path, problems: list[str]) -> Journal | None:
     return None
 
 
+def _alone(path: Path) -> bool:
+    """``path`` is a run's journal folder of its own (a run recorded without ClearML), not a session."""
+    from . import journal
+
+    return path.is_dir() and (path / journal.STATE).is_file() and not (path / "task.json").exists()
+
+
 def read_session(path: str | Path, events: bool = True) -> Session:
-    """Parse the offline session at ``path`` (a session folder or its zip).
+    """Parse the offline session at ``path`` (a session folder or its zip, or the journal folder of a run
+    recorded without ClearML).
 
     ``events=False`` reads the task and the journal only, not the charts and console (``tracked merge``).
     """
@@ -232,7 +244,8 @@ def _task(
     except SessionError as exc:
         if journal is None:
             raise
-        problems.append(f"{str(exc).removeprefix(f'{path}: ')}; its task is rebuilt from the run's journal")
+        if "task.json" in files or not _alone(path):  # a session's task lost, not a run recorded without one
+            problems.append(f"{str(exc).removeprefix(f'{path}: ')}; its task is rebuilt from the run's journal")
     state = journal.state
     params = state.get("params")
     args = {str(k): {"value": str(v)} for k, v in params.items()} if isinstance(params, dict) else {}
