@@ -137,9 +137,11 @@ class Session:
     @property
     def statistics(self) -> dict[str, dict[str, float]]:
         """metric -> mean, stderr, ci_low, ci_high, n ... from the ``Metric Statistics`` table (none before it)."""
-        table = self.tables.get("Metric Statistics")
-        if table is None or not table.header or table.header[0] != "Metric":
+        # A table of that title may be another: the final metrics, titled so by table_title in an older session.
+        tables = [t for t in self.tables.values() if t.title == "Metric Statistics" and "stderr" in t.header]
+        if not tables or tables[0].header[0] != "Metric":
             return {}
+        table = tables[0]
         out: dict[str, dict[str, float]] = {}
         for row in table.rows:
             values: dict[str, float] = {}
@@ -295,10 +297,21 @@ def _parse(path: Path, task: dict[str, Any], files: dict[str, Callable[[], IO[by
         elif kind == "plot":
             table = _table(title, series, event.get("plot_str", ""))
             if table is not None:
-                session.tables[title] = table
+                _keep(session.tables, table)
     messages = [str(e.get("msg", "")) for e in events(files, "log.jsonl", session.problems)]
     session.console = "\n".join(messages)
     return session
+
+
+def _keep(tables: dict[str, Table], table: Table) -> None:
+    """Add ``table`` under its title; a table reported again (its title, series and columns) replaces the
+    earlier one, as on the server. Another table under a title already taken (the final metrics titled like
+    the statistics by ``table_title``, runs sharing a task) is kept too, as ``<title> (2)`` ..., never hidden."""
+    key, number = table.title, 1
+    while key in tables and (tables[key].series, tables[key].header) != (table.series, table.header):
+        number += 1
+        key = f"{table.title} ({number})"
+    tables[key] = table
 
 
 def _table(title: str, series: str, plot_str: Any) -> Table | None:
@@ -345,7 +358,7 @@ def read_task(task_id: str) -> Session:
     for plot in task.get_reported_plots() or []:
         table = _table(str(plot.get("metric", "")), str(plot.get("variant", "")), plot.get("plot_str", ""))
         if table is not None:
-            session.tables[table.title] = table
+            _keep(session.tables, table)
     session.console = "\n".join(task.get_reported_console_output(number_of_reports=100) or [])
     return session
 
