@@ -159,15 +159,16 @@ def test_the_main_example_on_two_ranks_is_one_session_equal_to_one_process(clear
 @pytest.mark.torch
 @pytest.mark.parametrize(
     ("point", "task_made"),
-    [("start:ClearMLSink", False), ("start:JournalSink", True)],
-    ids=["before-the-task", "task-made"],
+    [("start:ClearMLSink", False), ("start:JournalSink", True), ("start:ConsoleSink", True)],
+    ids=["before-the-task", "task-made", "journal-begun"],
 )
 def test_a_rank_that_dies_while_rank_0_creates_its_task_leaves_a_failed_run(
     clearml_cache: Path, point: str, task_made: bool
 ) -> None:
     """torchrun, 2 ranks: rank 1 dies while rank 0 is still creating its ClearML task (rank 0 held at ``point``),
     so torchrun ends rank 0 with SIGTERM. Rank 0 records its part as a failed run: in its offline session when
-    ClearML's task was made, else saved without ClearML (its journal and the local save, in one folder)."""
+    ClearML's task was made (in the journal begun there, if it was: one journal), else saved without ClearML
+    (its journal, beside the local save)."""
     pytest.importorskip("torch.distributed")
     from tracked.store.journal import read_journal
 

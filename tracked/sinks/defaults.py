@@ -60,12 +60,17 @@ class Opening:
 
     def instead(self, problem: str) -> Run:
         """A run recording without ClearML, because ``problem``: its journal goes into the offline session
-        ClearML had made by then (if any), and the local sink saves it as for any ClearML failure. Nothing of
+        ClearML had made by then (if any; the journal begun there, if any), and the local sink saves it as for
+        any ClearML failure. Nothing of
         ClearML's is called: the thread that was creating the task was stopped anywhere inside it."""
         clearml = next(s for s in self.sinks if isinstance(s, ClearMLSink))
+        journal = next(s for s in self.sinks if isinstance(s, JournalSink))
         task = clearml.task
         made = Where(
-            task_id=None if task is None else str(task.id), session_dir=clearml.session_dir, problems=(problem,)
+            task_id=None if task is None else str(task.id),
+            session_dir=clearml.session_dir,
+            journal_dir=journal.folder,  # begun already: this run's journal, never a second one beside it
+            problems=(problem,),
         )
         sinks: list[Sink] = [_Made(made), JournalSink(), LocalSink(), ConsoleSink()]
         return Run(self.settings, self.name, self.call, sinks)

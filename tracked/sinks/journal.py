@@ -81,6 +81,9 @@ class JournalSink:
         return Where(journal_dir=self.folder)
 
     def _make_folder(self, run: RunView, where: Where) -> Path:
+        if where.journal_dir is not None:  # one a run being opened had begun (``Opening.instead``): this run's
+            where.journal_dir.mkdir(parents=True, exist_ok=True)
+            return where.journal_dir
         if where.session_dir is not None:  # inside the offline session: it travels with the session and its zip
             root = where.session_dir / journal.FOLDER
             root.mkdir(parents=True, exist_ok=True)
