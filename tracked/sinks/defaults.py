@@ -60,9 +60,9 @@ class Opening:
 
     def instead(self, problem: str) -> Run:
         """A run recording without ClearML, because ``problem``: its journal goes into the offline session
-        ClearML had made by then (if any; the journal begun there, if any), and the local sink saves it as for
-        any ClearML failure. Nothing of
-        ClearML's is called: the thread that was creating the task was stopped anywhere inside it."""
+        ClearML had made by then (if any; into the journal begun there, if any), and the local sink saves it
+        as for any ClearML failure. Nothing of ClearML's is called: the thread that was creating the task was
+        stopped anywhere inside it."""
         clearml = next(s for s in self.sinks if isinstance(s, ClearMLSink))
         journal = next(s for s in self.sinks if isinstance(s, JournalSink))
         task = clearml.task
