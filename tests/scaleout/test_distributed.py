@@ -202,3 +202,31 @@ def test_a_rank_that_dies_while_rank_0_creates_its_task_leaves_a_failed_run(
     assert session.status == "failed"
     assert session.single_values["num_examples"] == 0
     assert not session.problems
+
+
+@pytest.mark.torch
+def test_a_rank_ended_by_a_signal_in_a_lazy_evaluation_still_gathers_the_others(tmp_path: Path) -> None:
+    """Ranks started by hand: rank 0 iterates lazily, takes 2 examples and gets SIGTERM (ended from the
+    handler: nothing unwinds a lazy evaluation), its global run open. It still gathers with rank 1, waiting
+    there: one run of both ranks' examples, recorded as stopped; rank 0 ends by the signal, and rank 1 raises
+    DistributedEvalError (another rank did not complete)."""
+    import signal
+
+    pytest.importorskip("torch.distributed")
+    cache = tmp_path / "cache"
+    base = {"CLEARML_CACHE_DIR": str(cache), "MODE": "term", "TIMEOUT": "30", "N": "12", "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OUT": str(tmp_path)}  # fmt: skip
+    command = [sys.executable, str(FOLDER / "spmd_evaluation.py")]
+    procs = [
+        subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, **base, "RANK": str(rank)})
+        for rank in range(2)
+    ]
+    logs = [proc.communicate(timeout=180)[1] for proc in procs]
+    assert procs[0].returncode == -signal.SIGTERM, logs[0][-3000:]
+    line = _line(tmp_path, 1, logs[1])
+    assert line[:3] == ["RAISED", "1", "DistributedEvalError"]  # as for any rank that did not complete
+    assert "another rank did not complete" in line[3]
+    (session_dir,) = [p for p in (cache / "offline").iterdir() if p.is_dir()]
+    session = read_session(session_dir)
+    assert session.status == "stopped"
+    assert session.single_values["num_examples"] == 2 + 6  # rank 0's 2 and rank 1's 6

@@ -1,7 +1,8 @@
 """One rank of a torch.distributed evaluation (run by tests/scaleout/test_distributed.py under torchrun or by hand).
 
-Environment: N examples, MODE ("", "raise", "pad", "die"), ID_FIELD, TIMEOUT (gather_timeout); DIE_WHEN: a file
-rank 1 waits for before it dies (MODE=die), e.g. the one rank 0 writes when it pauses at a named point.
+Environment: N examples, MODE ("", "raise", "pad", "die", "term"), ID_FIELD, TIMEOUT (gather_timeout); DIE_WHEN: a
+file rank 1 waits for before it dies (MODE=die), e.g. the one rank 0 writes when it pauses at a named point.
+MODE=term: rank 0 iterates its evaluation lazily (lazy=True), takes 2 examples and sends itself SIGTERM.
 Each rank writes one line to $OUT/rank<r>.txt: RESULT <rank> <json> or RAISED <rank> <exception type> <message>
 (a file each: the ranks share one stdout).
 """
@@ -50,6 +51,14 @@ def main() -> None:
                 raise ValueError("rank 1 broke")
             yield item
 
+    if mode == "term" and rank == 0:  # a lazy evaluation is ended from the signal's handler (nothing unwinds it)
+        import signal
+
+        lazy = tracked_eval(lazy=True, verbose=False, task_name="spmd")(evaluate.__wrapped__)
+        items = lazy(examples[rank::world])
+        next(items), next(items)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)  # not reached: the signal ends the process once the run is saved
     if mode == "pad":  # DistributedSampler pads to a multiple of the world size with the first examples
         total = -(-len(examples) // world) * world
         examples = examples + examples[: total - len(examples)]

@@ -60,9 +60,9 @@ class RankRun(Run):
     its end gathers every rank's part into the global run (``report_run``: rank 0's, opened with the call by
     ``open_report``, its ClearML task made while the other ranks score; None on the other ranks).
 
-    It is opened first: from then on a signal or the process's exit ends it (``stop``), and a rank ended so
-    does not wait for the others (they may be dead, or being ended too) but records its own part as a failed
-    run, rank 0's into the global run, or in its place when that was still being opened."""
+    It is opened first: from then on a signal or the process's exit ends it (``stop``). Rank 0 ended so while
+    its global run is still being opened (ClearML creating the task) does not wait for the others (a rank that
+    died is why torchrun ends it) but records its own part as a failed run in that run's place."""
 
     def __init__(
         self, settings: Settings, name: str, call: CallInfo, ranks: Ranks, opening: Opening | None = None
@@ -97,7 +97,7 @@ class RankRun(Run):
 
         try:
             with signals_held():
-                if self.halted:
+                if self.halted and self.report_run is None and self.opening is not None:
                     return self._alone(status, returned, error, drop_last)
                 return self._conclude(status, returned, error, drop_last)
         except DistributedEvalError:  # meant for the caller: every rank raises it
@@ -107,8 +107,8 @@ class RankRun(Run):
             return self.result or super().finish(status, returned, error)
 
     def _alone(self, status: str, returned: Any, error: BaseException | None, drop_last: bool) -> EvalResult:
-        """Ended by a signal or the exit (``halted``): no gathering; rank 0 records its own part as a failed
-        run, into the global run, or without ClearML when ClearML's task never came up."""
+        """Rank 0 ended by a signal or the exit (``halted``) while its global run was being opened: no
+        gathering; its own part is recorded as a failed run, without ClearML (its task never came up)."""
         from .combine import Part, combine
         from .merge import replay
 
@@ -116,14 +116,14 @@ class RankRun(Run):
             return self.result or self.counted(status, returned)
         own = self.ranks
         self.result = self.counted(status, returned)
-        if own.rank != 0 or self.opening is None:
+        if self.opening is None:
             return self.result
         cause = "ended by a signal or the process exiting" if error is None else f"interrupted ({_said(error)})"
-        message = f"rank {own.rank} of {own.world} was {cause} before the ranks gathered their examples"
-        report = self.report_run
-        if report is None:  # the global run was still being opened: its ClearML task never came up
-            message += "; ClearML's task was still being created: this rank's part is recorded without it"
-            report = self.opening.instead(message)
+        message = (
+            f"rank {own.rank} of {own.world} was {cause} before the ranks gathered their examples; ClearML's task "
+            "was still being created: this rank's part is recorded without it"
+        )
+        report = self.opening.instead(message)
         report.halted = True  # the process is going: its end is kept short
         part = Part.of_run(self, own.rank)
         part.status, part.error = "failed", f"{self.name}: {message}"
