@@ -33,9 +33,9 @@ def test_every_option_is_checked_and_read_from_the_environment_by_its_rule() -> 
         check_options({"flush_interval": 0})
     with pytest.raises(ValueError, match="max_points"):
         check_options({"max_points": True})
-    environ = {"TRACKED_MAX_POINTS": "7", "TRACKED_OFFLINE": "auto", "TRACKED_METRICS": "a, b", "TRACKED_LAZY": "yes"}
+    environ = {"TRACKED_MAX_POINTS": "7", "TRACKED_OFFLINE": "auto", "TRACKED_METRICS": "a, b", "TRACKED_ENABLED": "no"}
     settings, problems = resolve({}, environ)
-    assert (settings.max_points, settings.offline, settings.metrics, settings.lazy) == (7, None, ("a", "b"), True)
+    assert (settings.max_points, settings.offline, settings.metrics, settings.enabled) == (7, None, ("a", "b"), False)
     assert problems == []
     settings, problems = resolve({}, {"TRACKED_CONSOLE_EXAMPLES": "-1", "TRACKED_SERVER_TIMEOUT": "nan"})
     assert settings.console_examples == 3

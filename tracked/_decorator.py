@@ -68,12 +68,15 @@ def _begin(
 
         shared = ranks(settings)
         if shared is not None:  # one rank of many: it scores its part; the parts make one run at the end
-            from .sinks.defaults import open_run
+            from .sinks.defaults import Opening
 
             name, call = _name(wrapped, settings), describe_call(wrapped, args, kwargs, settings, yields)
-            # Rank 0's global run starts now, with its sinks: ClearML's task is made while the ranks score.
-            report = open_run(settings, name, call, terminal=False) if shared.rank == 0 else None
-            return RankRun(settings, name, call, shared, report), args, kwargs
+            opening = Opening(settings, name, call, terminal=False) if shared.rank == 0 else None
+            # This rank's run first: a signal or the exit from here on ends it and records its part. Then rank 0's
+            # global run starts, with its sinks: ClearML's task is made while the other ranks score.
+            part = RankRun(settings, name, call, shared, opening)
+            part.open_report()
+            return part, args, kwargs
     except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
         warn(f"could not join the other ranks ({type(exc).__name__}: {exc}); this rank's run is its own")
     try:

@@ -9,7 +9,8 @@ string (the option's docstring)::
 
 The hook replaces the marker ``<!-- options-table -->`` with one row per
 field: the option, its type (the annotation as written), its default, its
-environment variable (``TRACKED_<FIELD>``) and its meaning (the docstring).
+environment variable (``TRACKED_<FIELD>``; none for the options only code sets,
+``CODE_ONLY``) and its meaning (the docstring).
 It finds ``Settings`` through the package (``tracked.Settings``), so it does
 not depend on which module defines it.
 '''
@@ -83,12 +84,13 @@ def options_table(settings: type) -> str:
         "| option | type | default | environment variable | meaning |",
         "|---|---|---|---|---|",
     ]
+    # Options only the code sets (what a call returns depends on them): no variable.
+    code_only = getattr(sys.modules[settings.__module__], "CODE_ONLY", ())
     for name in fields:
         annotation, doc = docs[name]
         default = _default(defaults[name]) if name in defaults else "required"
-        rows.append(
-            f"| `{name}` | {_cell(f'`{annotation}`')} | {default} | `{ENV_PREFIX}{name.upper()}` | {_cell(doc)} |"
-        )
+        variable = "none: set in the code" if name in code_only else f"`{ENV_PREFIX}{name.upper()}`"
+        rows.append(f"| `{name}` | {_cell(f'`{annotation}`')} | {default} | {variable} | {_cell(doc)} |")
     # md_in_html: the table is wrapped so that the stylesheet can keep its code columns on one line.
     return '<div class="options-table" markdown>\n\n' + "\n".join(rows) + "\n\n</div>"
 

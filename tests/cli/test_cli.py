@@ -228,6 +228,8 @@ def test_upload_sends_an_interrupted_run_as_stopped_with_its_means(tmp_path: Pat
     """An interrupted session (its writer died) reaches the server stopped, with the means of what it recorded."""
     from support.clearml_server import StandInServer
 
+    from tracked.store.checksums import extend_crcs
+
     @tracked_eval(verbose=False, task_name="died")
     def evaluate(dataset: list[float]) -> Iterator[dict[str, float]]:
         yield from ({"token_recall": value} for value in dataset)
@@ -239,7 +241,10 @@ def test_upload_sends_an_interrupted_run_as_stopped_with_its_means(tmp_path: Pat
     state_path = folder / "tracked" / "0" / "run.json"
     state = json.loads(state_path.read_text())
     state.update(status="running", count=3)  # as a kill -9 leaves it: still "running", no writer, 3 recorded
-    state["series"]["token_recall"]["size"] = 3
+    entry = state["series"]["token_recall"]
+    entry["size"] = 3  # with the checksums of those 3 values, as that flush committed them
+    written = (folder / "tracked" / "0" / f"{entry['file']}.values").read_bytes()[: 3 * 8]
+    entry["crc"]["values"] = {"crc": extend_crcs([], 0, written), "items": 3}
     state_path.write_text(json.dumps(state))
     (folder / "metrics.jsonl").write_text(  # only the points streamed before the kill, no final report
         "\n".join(line for line in (folder / "metrics.jsonl").read_text().splitlines() if "Summary" not in line)

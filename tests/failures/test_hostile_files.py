@@ -354,3 +354,60 @@ def test_merge_of_a_shard_with_an_edited_identity_is_one_line(
     err = capsys.readouterr().err
     assert "not merged" in err
     assert "Traceback" not in err
+
+
+DENSE_EDITS = {  # series.<metric>.<key> = value, and values appended to (+) or cut from (-) its file
+    "shrunk": ("acc", {"size": 10}, 0),
+    "shrunk-with-its-file": ("acc", {"size": 10}, -10),
+    "grown-with-its-file": ("acc", {"size": 25}, +5),
+    "shifted-within-the-run": ("late", {"dense_start": 8}, 0),
+    "shifted-before-the-first-example": ("acc", {"dense_start": -3}, 0),
+    "shifted-past-the-count": ("late", {"dense_start": 12}, 0),
+}
+
+
+@pytest.mark.parametrize("edit", list(DENSE_EDITS), ids=list(DENSE_EDITS))
+def test_resume_over_a_dense_metric_shrunk_grown_or_shifted_is_a_fresh_run(
+    edit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A metric's values in run.json (and its file) edited to hold fewer or more values than were written,
+    or moved to other examples: they would be read as other examples' values. Resume refuses with one
+    warning naming the metric and starts a fresh run, whose means are those of an uninterrupted run; show
+    names the damage."""
+    import json
+
+    import numpy as np
+
+    metric, changes, values = DENSE_EDITS[edit]
+    crash_at: list[int] = [20]
+
+    @tracked_eval(task_name="dense", verbose=False, resume=True)
+    def evaluate(dataset: list[int]) -> Iterator[dict[str, object]]:
+        for i in dataset:
+            if crash_at and i == crash_at[0]:
+                raise RuntimeError("crashed")
+            yield {"acc": float(i % 3 == 0), **({"late": i / 10} if 5 <= i < 15 else {})}
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        evaluate(list(range(40)))
+    (session,) = [p for p in (Path(os.environ["CLEARML_CACHE_DIR"]) / "offline").iterdir() if p.is_dir()]
+    assert read_session(session).problems == []
+    path, state = _state(session)
+    entry = state["series"][metric]  # type: ignore[index]
+    entry.update(changes)
+    path.write_text(json.dumps(state))
+    data = session / "tracked" / "0" / f"{entry['file']}.values"
+    if values > 0:
+        data.write_bytes(data.read_bytes() + np.arange(values, dtype="<f8").tobytes())
+    elif values < 0:
+        data.write_bytes(data.read_bytes()[: values * 8])
+    problems = read_session(session).problems
+    assert any(metric in problem for problem in problems), problems
+    assert main(["show", str(session)]) == 2
+    capsys.readouterr()
+    crash_at.clear()
+    with pytest.warns(UserWarning, match=f"cannot resume dense at example 20 .*{metric}.*starting a fresh run"):
+        result = evaluate(list(range(40)))
+    assert result["num_examples"] == 40
+    assert result["acc"] == pytest.approx(np.mean([float(i % 3 == 0) for i in range(40)]), rel=1e-12)
+    assert result["late"] == pytest.approx(np.mean([i / 10 for i in range(5, 15)]), rel=1e-12)

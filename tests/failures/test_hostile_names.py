@@ -145,3 +145,62 @@ def test_details_are_text_never_templates_or_paths(clearml_cache: Path, tmp_path
         assert text in console
     assert list(result.examples["prediction"]) == tricky
     assert not (tmp_path / "created-by-a-detail.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "own"),
+    [({}, "Metric Statistics"), ({"group_by": "lang"}, "Metrics by lang")],
+    ids=["statistics", "group-table"],
+)
+def test_a_table_title_equal_to_one_of_trackeds_tables_never_hides_the_final_metrics(
+    options: dict[str, Any], own: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """table_title set to the title of a table tracked reports beside it: the final metrics' table is
+    titled '<title> (final metrics)' with one warning, and both tables are there when read back and shown."""
+    from tracked import TrackedWarning
+    from tracked.cli import main
+
+    @tracked_eval(task_name="titles", verbose=False, table_title=own, **options)
+    def evaluate() -> Iterator[dict[str, Any]]:
+        for i in range(10):
+            yield {"acc": float(i % 2), "lang": "en" if i < 5 else "fr"}
+
+    with pytest.warns(TrackedWarning, match=f"table_title='{own}' is a table of tracked's own"):
+        result = evaluate()
+    session = read_session(result.session_dir)  # type: ignore[arg-type]
+    final = session.tables[f"{own} (final metrics)"]
+    assert final.header == ["Metric", "Value"]
+    assert dict(map(tuple, final.rows))["acc"] == 0.5  # type: ignore[arg-type]
+    assert "mean" in session.tables[own].header  # tracked's own table, under its own title
+    assert session.statistics["acc"]["mean"] == 0.5
+    assert main(["show", str(result.session_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"\n{own} (final metrics)\n" in out
+    assert f"\n{own}\n" in out
+
+
+def test_a_session_whose_tables_share_a_title_shows_both(capsys: pytest.CaptureFixture[str]) -> None:
+    """Read back, two tables under one title (the final metrics titled like the statistics in a session
+    written so, runs sharing a task): both are kept (the second as '<title> (2)'), the statistics still found."""
+    import json
+
+    from tracked.cli import main
+
+    session = yields([{"acc": 1.0}, {"acc": 0.0}]).session_dir
+    assert session is not None
+    path = session / "metrics.jsonl"
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        batch = json.loads(line)
+        for event in batch:
+            if event.get("type") == "plot" and event.get("metric") == "Final Metrics":
+                event["metric"] = "Metric Statistics"
+        lines.append(json.dumps(batch))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    read = read_session(session)
+    titles = sorted(read.tables)
+    assert titles == ["Metric Statistics", "Metric Statistics (2)"], titles
+    assert {tuple(t.header[:2]) for t in read.tables.values()} == {("Metric", "Value"), ("Metric", "mean")}
+    assert read.statistics["acc"]["mean"] == 0.5
+    assert main(["show", str(session)]) == 0
+    assert "Metric Statistics (2)" in capsys.readouterr().out

@@ -184,3 +184,36 @@ def test_a_lazy_async_generator_as_an_async_context_manager() -> None:
     result = asyncio.run(consume())
     assert result is not None
     assert result["num_examples"] == 2  # type: ignore[index]
+
+
+def test_tracked_lazy_in_the_environment_never_changes_what_a_call_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRACKED_LAZY=1 is not read (one warning saying why): a generator evaluation still returns its
+    EvalResult, an async one its awaitable of it, as the code (and its types) say; lazy=True in the code
+    still returns the generator."""
+    import inspect
+
+    from tracked import EvalResult, TrackedWarning
+
+    monkeypatch.setenv("TRACKED_LAZY", "1")
+
+    @tracked_eval(verbose=False)
+    def evaluate() -> Generator[float, None, None]:
+        yield from (0.0, 1.0)
+
+    @tracked_eval(verbose=False)
+    async def evaluate_async() -> AsyncIterator[float]:
+        for value in (0.0, 1.0):
+            yield value
+
+    with pytest.warns(TrackedWarning, match="TRACKED_LAZY='1' is not read: lazy=True changes what the call returns"):
+        result = evaluate()
+    assert isinstance(result, EvalResult)
+    assert result["score"] == 0.5
+    with pytest.warns(TrackedWarning, match="TRACKED_LAZY"):
+        awaitable = evaluate_async()
+    assert inspect.iscoroutine(awaitable)
+    assert asyncio.run(awaitable)["score"] == 0.5
+    generator = echo()  # lazy=True given: the argument, as always, and no variable to speak of
+    assert not isinstance(generator, EvalResult)
+    assert next(generator) == 0.0
+    generator.close()

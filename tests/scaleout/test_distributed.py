@@ -164,3 +164,79 @@ def test_the_main_example_on_two_ranks_is_one_session_equal_to_one_process(clear
     assert ranked["num_ranks"] == 2
     for name in ("token_recall", "token_recall_stderr", "num_examples", "dataset_num_eval"):
         assert ranked[name] == single[name]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("point", "task_made"),
+    [("start:ClearMLSink", False), ("start:JournalSink", True), ("start:ConsoleSink", True)],
+    ids=["before-the-task", "task-made", "journal-begun"],
+)
+def test_a_rank_that_dies_while_rank_0_creates_its_task_leaves_a_failed_run(
+    clearml_cache: Path, point: str, task_made: bool
+) -> None:
+    """torchrun, 2 ranks: rank 1 dies while rank 0 is still creating its ClearML task (rank 0 held at ``point``),
+    so torchrun ends rank 0 with SIGTERM. Rank 0 records its part as a failed run: in its offline session when
+    ClearML's task was made (in the journal begun there, if it was: one journal), else saved without ClearML
+    (its journal, beside the local save)."""
+    pytest.importorskip("torch.distributed")
+    from tracked.store.journal import read_journal
+
+    cache, paused = clearml_cache / "spmd", clearml_cache / "paused"
+    out = cache / "ranks"
+    out.mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+         str(FOLDER / "spmd_evaluation.py")],
+        capture_output=True, text=True, timeout=240, check=False,
+        env={**os.environ, "CLEARML_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", "OUT": str(out), "N": "8",
+             "MODE": "die", "DIE_WHEN": str(paused), "TRACKED_PAUSE_AT": point, "TRACKED_PAUSE_FILE": str(paused)},
+    )  # fmt: skip
+    log = (done.stdout + done.stderr)[-3000:]
+    assert done.returncode != 0, log
+    assert paused.read_text(encoding="utf-8").split()[1] == point  # rank 0 was there when rank 1 died
+    assert not list(out.iterdir()), log  # no rank returned: rank 1 died, rank 0 was ended by torchrun
+    sessions = [p for p in (cache / "offline").iterdir() if p.is_dir()] if (cache / "offline").is_dir() else []
+    assert len(sessions) == int(task_made), log
+    (local,) = (cache / "tracked-runs").glob("*/metrics.json")  # the local save: metrics, summary, examples
+    record = json.loads(local.read_text(encoding="utf-8"))
+    assert record["status"] == "failed"
+    assert record["metrics"]["num_examples"] == 0  # what rank 0 had scored: nothing yet
+    # The journal: in the offline session ClearML had made, else a folder of its own beside the local save.
+    (run_json,) = [*(cache / "offline").glob("*/tracked/*/run.json"), *(cache / "tracked-runs").glob("*/run.json")]
+    journal = read_journal(run_json.parent)
+    assert journal.status == "failed"
+    assert "rank 0 of 2 was ended by a signal" in journal.state["error"]
+    assert journal.count == 0
+    session = read_session(sessions[0] if task_made else run_json.parent)  # `tracked show` reads either
+    assert session.status == "failed"
+    assert session.single_values["num_examples"] == 0
+    assert not session.problems
+
+
+@pytest.mark.torch
+def test_a_rank_ended_by_a_signal_in_a_lazy_evaluation_still_gathers_the_others(tmp_path: Path) -> None:
+    """Ranks started by hand: rank 0 iterates lazily, takes 2 examples and gets SIGTERM (ended from the
+    handler: nothing unwinds a lazy evaluation), its global run open. It still gathers with rank 1, waiting
+    there: one run of both ranks' examples, recorded as stopped; rank 0 ends by the signal, and rank 1 raises
+    DistributedEvalError (another rank did not complete)."""
+    import signal
+
+    pytest.importorskip("torch.distributed")
+    cache = tmp_path / "cache"
+    base = {"CLEARML_CACHE_DIR": str(cache), "MODE": "term", "TIMEOUT": "30", "N": "12", "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OUT": str(tmp_path)}  # fmt: skip
+    command = [sys.executable, str(FOLDER / "spmd_evaluation.py")]
+    procs = [
+        subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, **base, "RANK": str(rank)})
+        for rank in range(2)
+    ]
+    logs = [proc.communicate(timeout=180)[1] for proc in procs]
+    assert procs[0].returncode == -signal.SIGTERM, logs[0][-3000:]
+    line = _line(tmp_path, 1, logs[1])
+    assert line[:3] == ["RAISED", "1", "DistributedEvalError"]  # as for any rank that did not complete
+    assert "another rank did not complete" in line[3]
+    (session_dir,) = [p for p in (cache / "offline").iterdir() if p.is_dir()]
+    session = read_session(session_dir)
+    assert session.status == "stopped"
+    assert session.single_values["num_examples"] == 2 + 6  # rank 0's 2 and rank 1's 6

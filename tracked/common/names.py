@@ -6,7 +6,9 @@ each metric has a standard error, a count of non-finite values and a
 running-mean series of tracked's. A *yielded* field with one of these names
 would silently take their place (a per-example latency called
 ``duration_seconds`` replacing the run's duration), so it is recorded as
-``<name> (yielded)``, with one warning. A *returned* final metric keeps its
+``<name> (yielded)`` (or ``<name> (yielded 2)`` ..., a name no field of the
+run has: a field literally named ``<name> (yielded)`` keeps its own
+series), with one warning. A *returned* final metric keeps its
 name and wins, as the function said so; tracked then leaves out its own
 single value of that name.
 """

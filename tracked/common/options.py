@@ -303,6 +303,11 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {name: checks[name].check(name, value) for name, value in options.items() if value is not None}
 
 
+#: Options no environment variable sets: ``lazy=True`` changes what a call returns (its generator, not an
+#: ``EvalResult``), which the calling code must know; a variable would break it from outside.
+CODE_ONLY = ("lazy",)
+
+
 def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
     """Settings for one call, and the problems met in the environment.
 
@@ -320,6 +325,12 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
         variable = ENV_PREFIX + name.upper()
         raw = env.get(variable)
         if raw is None:
+            continue
+        if name in CODE_ONLY:
+            problems.append(
+                f"{variable}={raw!r} is not read: {name}=True changes what the call returns (its generator, not an "
+                f"EvalResult), so only the code sets it (@tracked_eval({name}=True))"
+            )
             continue
         try:
             values[name] = checks[name].parse(name, raw)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ..common.names import YIELDED, is_own
@@ -70,6 +70,13 @@ class Recorder:
         self.name = name
         self.count = 0
         self.series: dict[str, Series] = {}
+        #: field -> its series, for the fields yielded as metrics: the series' own name, or (a field named like
+        #: tracked's own values) the name it was given instead (``renamed``). What the hot path looks up.
+        self._fields: dict[str, Series] = {}
+        #: field -> the name its values are recorded under, for the fields that have one of tracked's names.
+        self.renamed: dict[str, str] = {}
+        #: The fields of the example (or batch) being recorded: a name given to a field must be none of them.
+        self._current: Collection[Any] = ()
         #: (example index, field -> text) for examples that have details.
         self.details = Details()
         #: field (None: the whole item) -> (number of values skipped, first message).
@@ -100,7 +107,7 @@ class Recorder:
         index = self.count
         if type(item) is float:
             self.count = index + 1
-            series = self.series.get(self.settings.default_metric)
+            series = self._fields.get(self.settings.default_metric)
             if series is not None:  # the common case, inlined
                 series.append(index, item)
             else:
@@ -117,34 +124,47 @@ class Recorder:
     def _series(self, name: str, index: int) -> Series | None:
         """The metric's series; None for a field that is a detail (a label, an id; see ``is_metric``)
         and once ``max_metrics`` names are taken (the value is then a detail)."""
-        series = self.series.get(name)
+        series = self._fields.get(name)
         if series is None:
             if name in self._details_only:
                 return None
             if name != self.settings.default_metric and not is_metric(name, self.settings):
                 self._details_only.add(name)
                 return None
-            if is_own(name):  # one of tracked's own names: recorded under another, never in their place
-                name = self._renamed(index, name)
-                series = self.series.get(name)
-                if series is not None:
-                    return series
-            if len(self.series) >= self.settings.max_metrics:
-                self._too_many(index, name)
-                return None
-            series = self.series[name] = Series(index)
+            # One of tracked's own names, or one tracked gave another field: recorded under a name of its own.
+            target = self._free(name) if is_own(name) or name in self.renamed.values() else name
+            series = self.series.get(target)  # a resumed run's, or a metric's (the default one)
+            if series is None:
+                if len(self.series) >= self.settings.max_metrics:
+                    self._too_many(index, name)
+                    return None
+                series = self.series[target] = Series(index)
+            if target != name:
+                self._renamed(index, name, target)
+            self._fields[name] = series
         return series
 
-    def _renamed(self, index: int, name: str) -> str:
-        new = YIELDED.format(name=name)
+    def _free(self, name: str) -> str:
+        """``<name> (yielded)``, or ``<name> (yielded 2)`` ... : a name no field of the run has."""
+        taken = {*self._fields, *self._details_only, *self.renamed.values(), *map(str, self._current)}
+        new, number = YIELDED.format(name=name), 1
+        while new in taken or is_own(new):
+            number += 1
+            new = f"{name} (yielded {number})"
+        return new
+
+    def _renamed(self, index: int, name: str, new: str) -> None:
+        whose = "tracked gives its own values" if is_own(name) else f"tracked gave the field {self._given(name)!r}"
+        self.renamed[name] = new
         if name not in self._warned_own:
             self._warned_own.add(name)
             warn(
-                f"{self.name}: example {index} has a metric {name!r}, a name tracked gives its own values; "
-                f"it is recorded as {new!r}",
+                f"{self.name}: example {index} has a metric {name!r}, a name {whose}; it is recorded as {new!r}",
                 stacklevel=5,
             )
-        return new
+
+    def _given(self, target: str) -> str:
+        return next((field for field, given in self.renamed.items() if given == target), target)
 
     def _too_many(self, index: int, name: str) -> None:
         # ``{example_id: score}`` makes a metric per example: N x N memory. Past the limit, names are details.
@@ -165,7 +185,7 @@ class Recorder:
 
     def _add_mapping(self, index: int, item: Mapping[Any, Any]) -> None:
         details: dict[str, str] | None = None
-        known = self.series
+        known = self._fields
         for key, value in item.items():
             if type(value) is float and type(key) is str:  # the common case, inlined: no call but the append
                 series = known.get(key)
@@ -175,7 +195,10 @@ class Recorder:
             if value is None:  # this example has no such metric
                 continue
             name = key if type(key) is str else str(key)
-            if self._add_value(index, name, name, value) is False:  # text, or no room for another metric
+            self._current = item  # a name tracked gives this field must be none of the example's
+            added = self._add_value(index, name, name, value)
+            self._current = ()
+            if added is False:  # text, or no room for another metric
                 if details is None:
                     details = {}
                 if (
@@ -214,7 +237,9 @@ class Recorder:
         more: list[str] = []  # metric names past max_metrics: one column for all of them, as single yields
         for name, values in columns.numbers.items():
             present = columns.present.get(name)
+            self._current = (*columns.numbers, *columns.texts)
             series = self._series(name, first)
+            self._current = ()
             if series is None and name not in self._details_only:
                 more.append(name)
                 continue
@@ -299,7 +324,7 @@ class Recorder:
             self._skip(index, field, str(exc))
             return True
         if number is not None:
-            if type(value) is int and not 0 <= value <= 1 and name not in self.series:
+            if type(value) is int and not 0 <= value <= 1 and name not in self._fields:
                 self._label_averaged(index, name, value)
             return self._metric(name, index, number) or field is None
         if field is not None:

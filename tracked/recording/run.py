@@ -79,6 +79,7 @@ class Run(Recorder):
             self._continue(earlier)
         self.follower: Follower | None = None
         for sink in sinks:
+            pause_at(f"start:{type(sink).__name__}")
             try:
                 self.where += sink.start(self, self.where)
             except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on

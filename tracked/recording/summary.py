@@ -49,7 +49,8 @@ def final_metrics(run: RunView) -> dict[str, Any]:
                 "they are left out of its mean and of the progress chart",
                 stacklevel=2,
             )
-    missing = [name for name in run.settings.metrics if name not in run.series]
+    # A listed metric named like tracked's own values is there, under its new name (its warning said which).
+    missing = [name for name in run.settings.metrics if name not in run.series and name not in run.renamed]
     if missing and run.count:
         warn(f"{run.name}: metrics={list(run.settings.metrics)!r} names {missing!r}, which no example had as a number")
     metrics.update(returned_metrics(run.returned, run.settings.default_metric, run.name))

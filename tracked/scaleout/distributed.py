@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..common.call import CallInfo
     from ..common.options import Settings
     from ..common.result import EvalResult
+    from ..sinks.defaults import Opening
 
 
 @dataclass
@@ -50,14 +51,43 @@ def ranks(settings: Settings) -> Ranks | None:
     return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), group=group)
 
 
+def _said(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
 class RankRun(Run):
     """One rank's part of a distributed evaluation: it scores its examples without sinks of its own, and
-    its end gathers every rank's part into the global run (``report``: rank 0's, started with the call,
-    its ClearML task made while the ranks score; None on the other ranks)."""
+    its end gathers every rank's part into the global run (``report_run``: rank 0's, opened with the call by
+    ``open_report``, its ClearML task made while the other ranks score; None on the other ranks).
 
-    def __init__(self, settings: Settings, name: str, call: CallInfo, ranks: Ranks, report: Run | None) -> None:
+    It is opened first: from then on a signal or the process's exit ends it (``stop``). Rank 0 ended so while
+    its global run is still being opened (ClearML creating the task) does not wait for the others (a rank that
+    died is why torchrun ends it) but records its own part as a failed run in that run's place."""
+
+    def __init__(
+        self, settings: Settings, name: str, call: CallInfo, ranks: Ranks, opening: Opening | None = None
+    ) -> None:
         super().__init__(settings, name, call, [])
         self.ranks = ranks
+        #: Rank 0: the global run, until ``open_report`` opens it.
+        self.opening = opening
+        self.report_run: Run | None = None
+
+    def open_report(self) -> None:
+        """Rank 0: open the global run now (ClearML creates its task), this rank's run holding the signals and
+        the exit meanwhile. The global run never ends on its own: it ends with this one, gathered."""
+        from ..recording import lifecycle
+        from ..recording.run import status_of
+
+        if self.opening is None:
+            return
+        try:
+            report = self.opening.open()
+        except BaseException as exc:  # an interrupt inside ClearML's task creation: the part is recorded
+            self.halted = True
+            self.finish(status_of(exc), error=exc)
+            raise
+        lifecycle.closed(report)
         self.report_run = report
 
     def finish(
@@ -67,12 +97,38 @@ class RankRun(Run):
 
         try:
             with signals_held():
+                if self.halted and self.report_run is None and self.opening is not None:
+                    return self._alone(status, returned, error, drop_last)
                 return self._conclude(status, returned, error, drop_last)
         except DistributedEvalError:  # meant for the caller: every rank raises it
             raise
         except Exception as exc:  # noqa: BLE001 - never break the user's evaluation
             warn(f"{self.name}: gathering the ranks failed ({type(exc).__name__}: {exc}); returning this rank's")
             return self.result or super().finish(status, returned, error)
+
+    def _alone(self, status: str, returned: Any, error: BaseException | None, drop_last: bool) -> EvalResult:
+        """Rank 0 ended by a signal or the exit (``halted``) while its global run was being opened: no
+        gathering; its own part is recorded as a failed run, without ClearML (its task never came up)."""
+        from .combine import Part, combine
+        from .merge import replay
+
+        if self.result is not None or not self.seal(status, returned, error, drop_last):
+            return self.result or self.counted(status, returned)
+        own = self.ranks
+        self.result = self.counted(status, returned)
+        if self.opening is None:
+            return self.result
+        cause = "ended by a signal or the process exiting" if error is None else f"interrupted ({_said(error)})"
+        message = (
+            f"rank {own.rank} of {own.world} was {cause} before the ranks gathered their examples; ClearML's task "
+            "was still being created: this rank's part is recorded without it"
+        )
+        report = self.opening.instead(message)
+        report.halted = True  # the process is going: its end is kept short
+        part = Part.of_run(self, own.rank)
+        part.status, part.error = "failed", f"{self.name}: {message}"
+        self.result = replay(combine([part]), report, returned)
+        return self.result
 
     def _conclude(self, status: str, returned: Any, error: BaseException | None, drop_last: bool) -> EvalResult:
         """End this rank's part, gather every rank's, and make the global run (reported by rank 0)."""

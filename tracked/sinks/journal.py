@@ -25,6 +25,7 @@ from ..common.warn import warn
 from ..recording.details import Block, Row
 from ..recording.sink import Where
 from ..store import journal
+from ..store.checksums import extend_crcs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -80,6 +81,9 @@ class JournalSink:
         return Where(journal_dir=self.folder)
 
     def _make_folder(self, run: RunView, where: Where) -> Path:
+        if where.journal_dir is not None:  # one a run being opened had begun (``Opening.instead``): this run's
+            where.journal_dir.mkdir(parents=True, exist_ok=True)
+            return where.journal_dir
         if where.session_dir is not None:  # inside the offline session: it travels with the session and its zip
             root = where.session_dir / journal.FOLDER
             root.mkdir(parents=True, exist_ok=True)
@@ -136,8 +140,8 @@ class JournalSink:
             source = update.series[metric]
             for start in range(size, hi, 1 << 16):
                 indices, values = source.read(start, min(start + (1 << 16), hi))
-                if size == 0:
-                    entry["dense_start"] = int(indices[0])
+                if size == 0:  # where its values begin, kept with their checksums too: a moved start is found
+                    entry["dense_start"] = crcs["first"] = int(indices[0])
                 dense = entry["dense_start"]
                 if dense is not None and not (
                     indices[0] == dense + size and indices[-1] == dense + size + len(indices) - 1
@@ -146,7 +150,7 @@ class JournalSink:
 
                     written = np.arange(dense, dense + size, dtype="<i8").tobytes()
                     journal.write_at(folder / f"{entry['file']}.index", 0, written)
-                    crcs["index"] = {"crc": journal.extend_crcs([], 0, written), "items": size}
+                    crcs["index"] = {"crc": extend_crcs([], 0, written), "items": size}
                     entry["dense_start"] = dense = None
                 if dense is None:
                     data = indices.astype("<i8").tobytes()
@@ -275,7 +279,7 @@ class JournalSink:
 def _extended(record: dict[str, Any] | None, size: int, data: bytes) -> dict[str, Any]:
     """A file's CRC record once ``data`` (8-byte items) is appended after its first ``size`` items."""
     crcs = [] if record is None else record["crc"]
-    return {"crc": journal.extend_crcs(crcs, size, data), "items": size + len(data) // 8}
+    return {"crc": extend_crcs(crcs, size, data), "items": size + len(data) // 8}
 
 
 #: Examples per details line at most: a batch of a million is many lines, none near a reader's line cap.

@@ -30,13 +30,14 @@ import os
 import re
 import stat
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from .checksums import CRC_BLOCK, damaged_blocks, disagreement
 
 FORMAT = 1
 FOLDER = "tracked"
@@ -69,46 +70,6 @@ def write_at(path: Path, offset: int, data: bytes) -> None:
             view, offset = view[written:], offset + written
     finally:
         os.close(fd)
-
-
-#: Items (8-byte values or indices) per checksummed block of a metric's files: a flipped byte spoils one
-#: block (65,536 examples of one metric), reported as such; the rest is read.
-CRC_BLOCK = 1 << 16
-
-
-def extend_crcs(crcs: list[int], size: int, data: bytes) -> list[int]:
-    """The CRC-32 of each ``CRC_BLOCK`` items of a file holding ``size`` items, once ``data`` is appended
-    (the last block may be partial: its CRC is extended by the next append). Per flush, never per example."""
-    crcs = list(crcs)
-    view = memoryview(data)
-    position = size
-    while view:
-        block, offset = divmod(position, CRC_BLOCK)
-        take = min(CRC_BLOCK - offset, len(view) // 8)
-        chunk, view = view[: take * 8], view[take * 8 :]
-        if offset == 0:
-            crcs.append(zlib.crc32(chunk))
-        else:
-            crcs[block] = zlib.crc32(chunk, crcs[block])
-        position += take
-    return crcs
-
-
-def damaged_blocks(data: bytes, crcs: object, size: int, covered: object) -> list[int]:
-    """The blocks of a file's first ``size`` items (``data``, as read) whose CRC is not the one recorded for
-    the ``covered`` items it was computed over. A block is checked only where both agree on its extent (a
-    last block the record's size cuts short is not); none when no CRCs were recorded (an older journal)."""
-    if not isinstance(crcs, list) or not isinstance(covered, int) or len(crcs) != -(-covered // CRC_BLOCK):
-        return []
-    damaged = []
-    for k, expected in enumerate(crcs):
-        start, end = k * CRC_BLOCK, min((k + 1) * CRC_BLOCK, covered)
-        if end > size:
-            break
-        part = data[start * 8 : end * 8]
-        if len(part) == (end - start) * 8 and zlib.crc32(part) != expected:  # a block read short is said so apart
-            damaged.append(k)
-    return damaged
 
 
 #: Lock fds this process holds; a forked child closes its copies, so the parent's death still frees them.
@@ -344,7 +305,8 @@ def _count_on_disk(journal: Journal) -> None:
     state["count"] = count
     for name, (indices, values) in journal.series.items():
         keep = (indices >= 0) & (indices < count)
-        if not keep.all():
+        if not keep.all():  # never written so (a run records whole examples): moved by an edit
+            journal.problems.append(f"{name}: {int((~keep).sum()):,} values at no example of the run's; left out")
             journal.series[name] = (indices[keep], values[keep])
     journal.details = [(index, fields) for index, fields in journal.details if 0 <= index < count]
 
@@ -359,10 +321,14 @@ def _read_series(source: Source, journal: Journal, name: str, entry: Any, limit:
     size, dense = entry["size"], entry.get("dense_start")
     if type(size) is not int or size < 0 or not (dense is None or type(dense) is int):
         raise ValueError("a size or start that is no count")
+    crcs = entry.get("crc") if isinstance(entry.get("crc"), dict) else {}
+    edited = disagreement(size, dense, crcs)
+    if edited:  # its values would be read as other examples' (resume would continue over them)
+        journal.problems.append(f"{STATE}: metric {str(name)[:80]!r}: {edited}; left out")
+        return
     if limit is not None and size * 8 > limit:
         journal.problems.append(f"{entry['file']}: only its first {limit // 2**20} MB read")
         size = limit // 8
-    crcs = entry.get("crc") if isinstance(entry.get("crc"), dict) else {}
     values, sound = _read_array(source, f"{entry['file']}.values", "<f8", size, journal.problems, crcs.get("values"))
     if dense is not None:
         indices = np.arange(dense, dense + len(values), dtype=np.int64)

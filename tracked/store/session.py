@@ -5,7 +5,9 @@ A session is a folder ``<cache>/offline/<task-id>/`` (or its ``.zip``) with
 files is a JSON array: one batch of events as ClearML flushed it. tracked
 adds the run's journal (``tracked/0/``, see ``tracked/store/journal.py``): it
 tells a run still going from one whose process died (``interrupted``), and
-holds the examples recorded so far.
+holds the examples recorded so far. A run recorded without ClearML (its
+task never came up) is its journal folder alone, read the same way: its
+task is rebuilt from the journal.
 
     >>> s = read_session(result.session_dir)
     >>> s.single_values["token_recall"], s.scalars["Training Progress"]["token_recall"][:3]
@@ -155,9 +157,11 @@ class Session:
     @property
     def statistics(self) -> dict[str, dict[str, float]]:
         """metric -> mean, stderr, ci_low, ci_high, n ... from the ``Metric Statistics`` table (none before it)."""
-        table = self.tables.get("Metric Statistics")
-        if table is None or not table.header or table.header[0] != "Metric":
+        # A table of that title may be another: the final metrics, titled so by table_title in an older session.
+        tables = [t for t in self.tables.values() if t.title == "Metric Statistics" and "stderr" in t.header]
+        if not tables or tables[0].header[0] != "Metric":
             return {}
+        table = tables[0]
         out: dict[str, dict[str, float]] = {}
         for row in table.rows:
             values: dict[str, float] = {}
@@ -199,6 +203,8 @@ def _journal(path: Path, problems: list[str]) -> Journal | None:
 
     try:
         if path.is_dir():
+            if _alone(path):  # a run recorded without ClearML: its journal folder itself
+                return journal.read_journal(path, limit=read_limit())
             folder = path / journal.FOLDER / "0"
             if folder.parent.is_symlink() or folder.is_symlink():  # another run's journal, under this one's name
                 problems.append(f"journal: refused, {journal.FOLDER}/0 is a link, not the session's own folder")
@@ -220,8 +226,16 @@ def _journal(path: Path, problems: list[str]) -> Journal | None:
     return None
 
 
+def _alone(path: Path) -> bool:
+    """``path`` is a run's journal folder of its own (a run recorded without ClearML), not a session."""
+    from . import journal
+
+    return path.is_dir() and (path / journal.STATE).is_file() and not (path / "task.json").exists()
+
+
 def read_session(path: str | Path, events: bool = True) -> Session:
-    """Parse the offline session at ``path`` (a session folder or its zip).
+    """Parse the offline session at ``path`` (a session folder or its zip, or the journal folder of a run
+    recorded without ClearML).
 
     ``events=False`` reads the task and the journal only, not the charts and console (``tracked merge``).
     """
@@ -258,7 +272,8 @@ def _task(
     except SessionError as exc:
         if journal is None:
             raise
-        problems.append(f"{str(exc).removeprefix(f'{path}: ')}; its task is rebuilt from the run's journal")
+        if "task.json" in files or not _alone(path):  # a session's task lost, not a run recorded without one
+            problems.append(f"{str(exc).removeprefix(f'{path}: ')}; its task is rebuilt from the run's journal")
     state = journal.state
     params = state.get("params")
     args = {str(k): {"value": str(v)} for k, v in params.items()} if isinstance(params, dict) else {}
@@ -308,10 +323,21 @@ def _parse(path: Path, task: dict[str, Any], files: dict[str, Callable[[], IO[by
         elif kind == "plot":
             table = _table(title, series, event.get("plot_str", ""))
             if table is not None:
-                session.tables[title] = table
+                _keep(session.tables, table)
     messages = [str(e.get("msg", "")) for e in events(files, "log.jsonl", session.problems)]
     session.console = "\n".join(messages)
     return session
+
+
+def _keep(tables: dict[str, Table], table: Table) -> None:
+    """Add ``table`` under its title; a table reported again (its title, series and columns) replaces the
+    earlier one, as on the server. Another table under a title already taken (the final metrics titled like
+    the statistics by ``table_title``, runs sharing a task) is kept too, as ``<title> (2)`` ..., never hidden."""
+    key, number = table.title, 1
+    while key in tables and (tables[key].series, tables[key].header) != (table.series, table.header):
+        number += 1
+        key = f"{table.title} ({number})"
+    tables[key] = table
 
 
 def _table(title: str, series: str, plot_str: Any) -> Table | None:
@@ -358,7 +384,7 @@ def read_task(task_id: str) -> Session:
     for plot in task.get_reported_plots() or []:
         table = _table(str(plot.get("metric", "")), str(plot.get("variant", "")), plot.get("plot_str", ""))
         if table is not None:
-            session.tables[table.title] = table
+            _keep(session.tables, table)
     session.console = "\n".join(task.get_reported_console_output(number_of_reports=100) or [])
     return session
 

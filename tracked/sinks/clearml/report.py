@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from clearml import Logger, Task
 
+    from ...common.options import Settings
     from ...common.result import EvalResult
     from ...recording.sink import RunView
 
@@ -22,6 +23,15 @@ if TYPE_CHECKING:
 TABLE_SERIES = "summary"
 #: Title of the PLOTS table of per-metric statistics (mean, stderr, 95% CI, std, n, min, max).
 STATS_TITLE = "Metric Statistics"
+
+
+def final_title(settings: Settings) -> tuple[str, bool]:
+    """The final-metrics table's title: ``table_title``, or ``<table_title> (final metrics)`` when that is
+    the title of a table tracked reports beside it (its statistics, or ``Metrics by <group_by>``): one
+    would replace the other, on the server and when the session is read back. And whether it was changed."""
+    title = settings.table_title
+    own = {STATS_TITLE, *([f"Metrics by {settings.group_by}"] if settings.group_by else [])}
+    return (f"{title} (final metrics)", True) if title in own else (title, False)
 
 
 def log_metrics(

@@ -26,7 +26,7 @@ from ...common.secrets import scrub
 from ...common.values import encodable
 from ...recording.sink import Where
 from .process import guarded_stdout, quiet_dependencies, restore
-from .report import TABLE_SERIES, log_metrics, report_statistics, save_examples, save_long_details
+from .report import TABLE_SERIES, final_title, log_metrics, report_statistics, save_examples, save_long_details
 from .stream import OfflineScalars, scalar_reporter
 from .task import Shared, deadline, join, leave, never_wait_at_exit
 
@@ -131,7 +131,13 @@ class ClearMLSink:
         try:
             logger = task.get_logger()
             named = {self.name(metric): value for metric, value in result.items()}
-            log_metrics(logger, named, run.settings.table_title, series=series)
+            title, renamed = final_title(run.settings)
+            if renamed:
+                from ...common.warn import warn
+
+                warn(f"{run.name}: table_title={run.settings.table_title!r} is a table of tracked's own; the final "
+                     f"metrics' table is titled {title!r}")  # fmt: skip
+            log_metrics(logger, named, title, series=series)
             report_statistics(logger, run, result, self.name, series)
             if not run.halted:  # ending with the process (exit, signal): the examples are in the journal already
                 save_examples(task, result, self.name)
