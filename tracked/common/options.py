@@ -23,6 +23,7 @@ from .rules import (
     Rule,
     Seconds,
     Shard,
+    Step,
     Tags,
     TaskType,
 )
@@ -132,6 +133,10 @@ class Settings(NamedTuple):
     task_init: Annotated[dict[str, Any] | None, InitArgs] = None
     """Any other ``Task.init`` argument of a task that tracked creates, passed through (``{"continue_last_task":
     True}``; a JSON object in the environment). Arguments tracked sets itself are refused."""
+    step: Annotated[int | None, Step] = None
+    """This evaluation is one of several in a task (an epoch's validation inside training): its final metrics
+    are also points at iteration ``step`` of a chart titled by the evaluation's name, and its progress chart,
+    tables and examples artifact are kept apart by step (``tracked_eval(step=epoch)(validate)(...)``)."""
 
 
 FIELDS: tuple[str, ...] = Settings._fields
@@ -185,6 +190,7 @@ class Options(TypedDict, total=False):
     tags: Sequence[str] | str | None
     output_uri: str | bool | None
     task_init: Mapping[str, Any] | None
+    step: int | None
 
 
 def shard_of(settings: Settings) -> tuple[int, int] | None:

@@ -186,6 +186,15 @@ class _InitArgs(Rule):
 
 
 Seconds, Count, NonNegative, Progress, Shard = _Seconds(), _Count(1), _Count(0), _Progress(), _Shard()
-TaskType, Tags, OutputUri, InitArgs = _TaskType(), _Names("tags"), _OutputUri(), _InitArgs()
+
+
+class _Step(_Count):
+    """A non-negative iteration, or None; empty in the environment for none."""
+
+    def parse(self, name: str, raw: str) -> Any:
+        return super().parse(name, raw) if raw.strip() else None
+
+
+TaskType, Tags, OutputUri, InitArgs, Step = _TaskType(), _Names("tags"), _OutputUri(), _InitArgs(), _Step(0)
 #: A field's rule where its type says it all (``Annotated`` fields name theirs).
 BY_TYPE: dict[Any, Rule] = {bool: _Flag(), bool | None: _MaybeFlag(), tuple[str, ...]: _Names()}

@@ -25,7 +25,11 @@ STATS_TITLE = "Metric Statistics"
 
 
 def log_metrics(
-    logger: Logger, metrics: Mapping[str, Any], title: str = "Final Metrics", series: str = TABLE_SERIES
+    logger: Logger,
+    metrics: Mapping[str, Any],
+    title: str = "Final Metrics",
+    series: str = TABLE_SERIES,
+    iteration: int = 0,
 ) -> None:
     """Final metrics as single values (never scalars at iteration 0), and all of them in one table.
 
@@ -33,7 +37,8 @@ def log_metrics(
     ``log_metrics(task.get_logger(), {"token_recall": 0.67})``.
 
     NaN and infinite numbers are not reported as single values (ClearML
-    would write them as 0.0); the table shows them as text.
+    would write them as 0.0); the table shows them as text. The table is
+    the plot of ``iteration``: one per step, the latest shown first.
     """
     import math
 
@@ -54,7 +59,28 @@ def log_metrics(
             cell = str(cell)
         rows.append({"Metric": encodable(scrub(str(name))), "Value": cell})
     table = pd.DataFrame(rows, columns=["Metric", "Value"])
-    logger.report_table(title=title, series=series, iteration=0, table_plot=table)
+    logger.report_table(title=title, series=series, iteration=iteration, table_plot=table)
+
+
+def report_step(logger: Logger, title: str, metrics: Mapping[str, Any], step: int, named: Callable[[str], str]) -> None:
+    """A run at ``step``: each final metric a point at that iteration of its series in the chart ``title``
+    (quality per epoch), and a single value ``<metric> (step N)`` beside the latest's plain one.
+
+    tracked's own measures (``num_examples``, ``duration_seconds`` ...) stay single values only.
+    """
+    from ...common.names import OWN_METRICS
+    from ...common.values import InvalidValue, as_number
+
+    for name, value in metrics.items():
+        try:
+            number = as_number(value)
+        except InvalidValue:
+            continue
+        if number is None or not math.isfinite(number):
+            continue
+        logger.report_single_value(name=named(f"{name} (step {step})"), value=number)
+        if name not in OWN_METRICS:
+            logger.report_scalar(title=title, series=named(name), value=number, iteration=step)
 
 
 def _nan_as_text(table: pd.DataFrame) -> pd.DataFrame:
@@ -63,7 +89,7 @@ def _nan_as_text(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def save_examples(task: Task, result: EvalResult, named: Callable[[str], str]) -> None:
+def save_examples(task: Task, result: EvalResult, named: Callable[[str], str], name: str = "examples") -> None:
     """Every example's scores and details, as the artifact ``examples``.
 
     Pickled DataFrame: numpy column blocks written as they are (about
@@ -73,7 +99,7 @@ def save_examples(task: Task, result: EvalResult, named: Callable[[str], str]) -
     """
     examples = scrub_frame(result.examples)
     task.upload_artifact(
-        named("examples"),
+        named(name),
         examples,
         extension_name=".pickle",
         wait_on_upload=True,
@@ -82,7 +108,7 @@ def save_examples(task: Task, result: EvalResult, named: Callable[[str], str]) -
 
 
 def report_statistics(
-    logger: Logger, run: RunView, result: EvalResult, named: Callable[[str], str], series: str
+    logger: Logger, run: RunView, result: EvalResult, named: Callable[[str], str], series: str, iteration: int = 0
 ) -> None:
     """Beside the final metrics: the ``Metric Statistics`` table and a ``<metric>_stderr`` single value
     per yielded metric; with ``group_by``, a ``Metrics by <field>`` table and ``<metric>/<group>`` means."""
@@ -97,7 +123,9 @@ def report_statistics(
     clustered = f", clustered by {settings.cluster_by}" if stats.attrs.get("clustered") else ""
     table = stats.reset_index().rename(columns={"metric": "Metric"})
     table["interval"] = [f"{kinds.get(str(m), 'normal')}{clustered}" for m in table["Metric"]]
-    logger.report_table(title=STATS_TITLE, series=series, iteration=0, table_plot=scrub_frame(_nan_as_text(table)))
+    logger.report_table(
+        title=STATS_TITLE, series=series, iteration=iteration, table_plot=scrub_frame(_nan_as_text(table))
+    )
     groups = result.group_stats
     if groups.empty:
         return
@@ -105,7 +133,7 @@ def report_statistics(
         if math.isfinite(mean) and f"{metric}/{group}" not in result:
             logger.report_single_value(name=named(f"{metric}/{group}"), value=float(mean))
     title = f"Metrics by {settings.group_by}"
-    logger.report_table(title=title, series=series, iteration=0, table_plot=scrub_frame(_nan_as_text(groups)))
+    logger.report_table(title=title, series=series, iteration=iteration, table_plot=scrub_frame(_nan_as_text(groups)))
 
 
 def save_long_details(task: Task, journal_dir: Path | None, named: Callable[[str], str]) -> None:
