@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import io
 import json
-import pickle
 import re
 import shutil
 import subprocess
@@ -179,7 +178,7 @@ def test_a_files_server_error_leaves_no_task_in_progress(sessions: dict[str, Pat
         no_success_printed(done)
         (line,) = done.stderr.splitlines()
         assert "Failed uploading object" in line
-        assert "examples.pickle" in line
+        assert "examples.parquet" in line
         (task,) = server.tasks.values()
         assert task["status"] == "failed"
         assert task["status_message"] == "tracked upload: incomplete"
@@ -356,7 +355,9 @@ def artifact_frames(server: StandInServer, task: dict[str, Any]) -> Any:
     (artifact,) = task["execution"]["artifacts"]
     # Online, ClearML quotes the artifact's URL ("upload%20tests"), the import does not: the same file.
     path = unquote(artifact["uri"].removeprefix(server.files_url))
-    return pickle.load(io.BytesIO(server.files[path]))  # what the test's own runs wrote
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(server.files[path]))
 
 
 def masked(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -90,21 +91,60 @@ def _nan_as_text(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def save_examples(task: Task, result: EvalResult, named: Callable[[str], str], name: str = "examples") -> None:
-    """Every example's scores and details, as the artifact ``examples``.
+    """Every example's scores and details, as the artifact ``examples`` (a DataFrame ``artifact.get()`` returns).
 
-    Pickled DataFrame: numpy column blocks written as they are (about
-    0.1 s for a million rows, where csv.gz takes seconds), restored by
-    ``pandas.read_pickle`` and by ClearML's ``artifact.get()``, and it
-    needs no dependency beyond pandas (parquet would need pyarrow).
+    Parquet, zstd-compressed, when pyarrow is importable (a million examples: ~16 MB, written in ~0.3 s, read
+    back with their dtypes); without it csv.gz, ClearML's own default (seconds per million rows, dtypes
+    lost). Never a pickle, unless the organisation configured ClearML to (``sdk.development.artifacts.
+    default_pandas_dataframe_extension_name``): a configured format is honoured as it is.
     """
     examples = scrub_frame(result.examples)
     task.upload_artifact(
         named(name),
-        examples,
-        extension_name=".pickle",
+        _zstd_parquet(examples),
+        extension_name=examples_format(),
         wait_on_upload=True,
         preview=f"{len(examples):,} examples; columns: {', '.join(map(str, examples.columns))}",
     )
+
+
+def examples_format() -> str | None:
+    """The examples' ``extension_name``: None where the organisation configured a DataFrame format (ClearML
+    then uses it), else ``.parquet`` with pyarrow, else ``.csv.gz``."""
+    import importlib
+
+    from clearml.config import config
+
+    if config.get("development.artifacts.default_pandas_dataframe_extension_name", None):
+        return None
+    try:
+        importlib.import_module("pyarrow")  # pandas writes parquet through it
+    except ImportError:
+        return ".csv.gz"
+    return ".parquet"
+
+
+def _zstd_parquet(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame, written as zstd parquet when ClearML writes it as parquet (ClearML's ``to_parquet`` call
+    takes pandas' default, snappy: read back about four times slower, a little larger)."""
+    zstd: pd.DataFrame = _zstd_frame_class()(frame)
+    return zstd
+
+
+@functools.cache
+def _zstd_frame_class() -> type[pd.DataFrame]:
+    import pandas as pd
+
+    class ZstdFrame(pd.DataFrame):
+        @property
+        def _constructor(self) -> type[pd.DataFrame]:  # what pandas derives from it is a plain DataFrame
+            return pd.DataFrame
+
+        def to_parquet(self, path: Any = None, **kwargs: Any) -> Any:
+            kwargs.setdefault("compression", "zstd")
+            return pd.DataFrame(self).to_parquet(path, **kwargs)
+
+    return ZstdFrame
 
 
 def report_statistics(
