@@ -133,6 +133,10 @@ class Settings(NamedTuple):
     task_init: Annotated[dict[str, Any] | None, InitArgs] = None
     """Any other ``Task.init`` argument of a task that tracked creates, passed through (``{"continue_last_task":
     True}``; a JSON object in the environment). Arguments tracked sets itself are refused."""
+    reproducible: bool = True
+    """Record the script section of a task that tracked creates (repository, commit, uncommitted diff, installed
+    packages, entry point), so that it can be cloned and re-run by a ClearML agent; detected in the background
+    from the call's start."""
     step: Annotated[int | None, Step] = None
     """This evaluation is one of several in a task (an epoch's validation inside training): its final metrics
     are also points at iteration ``step`` of a chart titled by the evaluation's name, and its progress chart,
@@ -190,6 +194,7 @@ class Options(TypedDict, total=False):
     tags: Sequence[str] | str | None
     output_uri: str | bool | None
     task_init: Mapping[str, Any] | None
+    reproducible: bool | None
     step: int | None
 
 

@@ -27,6 +27,7 @@ from ...common.values import encodable
 from ...recording.sink import Where
 from .process import guarded_stdout, quiet_dependencies, restore
 from .report import TABLE_SERIES, log_metrics, report_statistics, report_step, save_examples, save_long_details
+from .repository import Detection
 from .stream import OfflineScalars, scalar_reporter
 from .task import Shared, deadline, join, leave, never_wait_at_exit
 
@@ -72,6 +73,8 @@ class ClearMLSink:
         #: The end's deadline with a server (monotonic seconds), and the thread reporting to it.
         self._by = 0.0
         self._worker: threading.Thread | None = None
+        #: The script section's detection, for a task tracked made (``reproducible``).
+        self._detection: Detection | None = None
 
     def _fail(self, what: str, exc: BaseException) -> None:
         # No warning here: the local sink gives one, saying also where the run went.
@@ -101,6 +104,8 @@ class ClearMLSink:
             self.task = None
             self._fail("task creation", exc)
             return None
+        if shared.created and run.settings.reproducible:
+            self._detection = Detection(task)
         step = run.settings.step
         self.progress_title = run.settings.progress_title + ("" if step is None else f" (step {step})")
         if folder is not None:
@@ -147,6 +152,14 @@ class ClearMLSink:
             return
         from ..console import summary_text
 
+        if self._detection is not None and not self._detection.settle():
+            from ...common.warn import warn
+            from .repository import GRACE_S
+
+            warn(
+                f"{run.name}: ClearML's repository and package detection took longer than {GRACE_S:g} s; the task "
+                "has no script section (reproducible=False, or TRACKED_REPRODUCIBLE=0, turns it off)"
+            )
         series, step = self.prefix or TABLE_SERIES, run.settings.step
         at = 0 if step is None else step  # each step's tables are the plots of its iteration: kept apart
         try:
