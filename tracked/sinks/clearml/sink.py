@@ -25,6 +25,7 @@ from ...common.names import RUNNING_MEAN
 from ...common.secrets import scrub
 from ...common.values import encodable
 from ...recording.sink import Where
+from .plots import report_examples
 from .process import guarded_stdout, quiet_dependencies, restore
 from .report import TABLE_SERIES, log_metrics, report_statistics, report_step, save_examples, save_long_details
 from .repository import Detection
@@ -170,6 +171,7 @@ class ClearMLSink:
                 report_step(logger, encodable(scrub(run.name)), result, step, self.name)
             report_statistics(logger, run, result, self.name, series, iteration=at)
             if not run.halted:  # ending with the process (exit, signal): the examples are in the journal already
+                report_examples(logger, result, self.name, series, at)
                 save_examples(task, result, self.name, "examples" if step is None else f"examples (step {step})")
                 if self._offline is None:  # offline, the session's journal holds the long details
                     save_long_details(task, where.journal_dir, self.name)
