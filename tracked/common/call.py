@@ -35,6 +35,10 @@ class CallInfo:
     #: What tells one model (dataset) from another for ``resume``: its path, or its type and size.
     model_id: str | None = None
     dataset_id: str | None = None
+    #: The ClearML model (dataset) evaluated, by id: the ``model_id`` (``dataset_id``) option, or the argument
+    #: when it is a ClearML ``Model``/``InputModel`` (``Dataset``); "" for none.
+    clearml_model: str = ""
+    clearml_dataset: str = ""
 
 
 @functools.lru_cache(maxsize=512)
@@ -75,7 +79,20 @@ def describe_call(
         param_types=param_types(arguments, skip={settings.model_arg, settings.dataset_arg}),
         model_id=None if model is None else identity(model, size),
         dataset_id=None if dataset is None else identity(dataset, None),
+        clearml_model=settings.model_id or clearml_id(model),
+        clearml_dataset=settings.dataset_id or clearml_id(dataset),
     )
+
+
+def clearml_id(value: Any) -> str:
+    """The id of a ClearML object (``Model``, ``InputModel``, ``Dataset``), known without importing ClearML."""
+    if value is None or not type(value).__module__.startswith("clearml"):
+        return ""
+    try:
+        found = value.id
+    except Exception:  # noqa: BLE001 - a property that asks the server may fail any way
+        return ""
+    return found if isinstance(found, str) else ""
 
 
 def identity(value: Any, size: int | None) -> str:

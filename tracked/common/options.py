@@ -133,6 +133,12 @@ class Settings(NamedTuple):
     task_init: Annotated[dict[str, Any] | None, InitArgs] = None
     """Any other ``Task.init`` argument of a task that tracked creates, passed through (``{"continue_last_task":
     True}``; a JSON object in the environment). Arguments tracked sets itself are refused."""
+    model_id: str = ""
+    """The ClearML model evaluated (its id), when the model argument is not a ClearML ``Model``: linked as the
+    task's input model, and the final metrics are reported on it too. "" for none."""
+    dataset_id: str = ""
+    """The ClearML dataset evaluated (its id), when the dataset argument is not a ClearML ``Dataset``: recorded as
+    the parameter ``dataset_id``. "" for none."""
     reproducible: bool = True
     """Record the script section of a task that tracked creates (repository, commit, uncommitted diff, installed
     packages, entry point), so that it can be cloned and re-run by a ClearML agent; detected in the background
@@ -194,6 +200,8 @@ class Options(TypedDict, total=False):
     tags: Sequence[str] | str | None
     output_uri: str | bool | None
     task_init: Mapping[str, Any] | None
+    model_id: str | None
+    dataset_id: str | None
     reproducible: bool | None
     step: int | None
 

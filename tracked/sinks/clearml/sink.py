@@ -25,6 +25,7 @@ from ...common.names import RUNNING_MEAN
 from ...common.secrets import scrub
 from ...common.values import encodable
 from ...recording.sink import Where
+from .model import ids, link_model, report_on_model
 from .plots import report_examples
 from .process import guarded_stdout, quiet_dependencies, restore
 from .report import TABLE_SERIES, log_metrics, report_statistics, report_step, save_examples, save_long_details
@@ -176,8 +177,12 @@ class ClearMLSink:
                 if self._offline is None:  # offline, the session's journal holds the long details
                     save_long_details(task, where.journal_dir, self.name)
             logger.report_text(summary_text(run, result), print_console=False)
-            if run.call.params:
+            call = run.call
+            if call.params or call.clearml_model or call.clearml_dataset:
                 self._parameters(task, run, shared.created)
+            if call.clearml_model and self._offline is None:  # models live on the server
+                link_model(task, call.clearml_model)
+                report_on_model(call.clearml_model, result, self.name)
             task.set_user_properties(**{self.name("tracked_status"): run.status})
             logger.flush(wait=True)
         except Exception as exc:  # noqa: BLE001
@@ -188,7 +193,9 @@ class ClearMLSink:
         """The call's simple arguments: ``Args`` of a task tracked made; inside another task, a section of
         their own (the evaluation's name), connected, so that the host's own ``Args`` (its argparse values,
         what an agent re-runs it with) stay as they are."""
-        params, types = run.call.params, run.call.param_types
+        found = ids(run.call.clearml_model, run.call.clearml_dataset)
+        params = {**found, **run.call.params}  # an argument of the same name is the user's: it wins
+        types = {**dict.fromkeys(found, "str"), **run.call.param_types}
         if created:
             # Typed as ``Task.connect`` records them (int, float, bool, str): the values are text (redacted,
             # shortened), so the types go beside them.
