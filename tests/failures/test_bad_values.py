@@ -164,6 +164,7 @@ LARGE_DETAILS = """
         for i in range(n):
             yield {"score": float(i), "answer": str(i % 10) * 2**20}  # a different 1 MB text each
 
+    import clearml, pandas, pyarrow.parquet  # what every run imports: a fixed cost, not the details' memory
     base = peak()
     result = evaluate(N)
     print("GROWTH", peak() - base)
@@ -173,11 +174,12 @@ LARGE_DETAILS = """
 
 
 def test_large_details_keep_the_runs_memory_bounded(clearml_cache: Path) -> None:
-    """300 details of 1 MB: memory grows far less than 300 MB; the full texts are on disk, previews marked."""
+    """300 details of 1 MB: memory grows far less than 300 MB (the run's own growth, its dependencies imported
+    before: about 30 MB); the full texts are on disk, previews marked."""
     done = run_script(LARGE_DETAILS.replace("N)", "300)"), clearml_cache)
     assert done.returncode == 0, done.stderr
     out = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
-    assert int(out["GROWTH"]) < 150, out["GROWTH"]
+    assert int(out["GROWTH"]) < 60, out["GROWTH"]
     assert out["CELL"].endswith("[1,048,576 characters in all; the full text is in long-details.jsonl]")
     session = Path(out["SESSION"])
     lines = (session / "tracked" / "0" / "long-details.jsonl").read_text(encoding="utf-8").splitlines()

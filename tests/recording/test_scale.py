@@ -78,7 +78,8 @@ def test_every_example_is_saved_as_an_artifact_pandas_reads_back() -> None:
     result = evaluate(7000)
     task = json.loads((Path(result.session_dir or "") / "task.json").read_text())
     (artifact,) = [a for a in task["execution"]["artifacts"] if a["key"] == "examples"]
-    saved = pd.read_pickle(artifact["uri"])
+    assert artifact["type_data"]["content_type"] == "application/parquet"
+    saved = pd.read_parquet(artifact["uri"])
     assert len(saved) == 7000
     pd.testing.assert_frame_equal(saved, result.examples)
     assert saved.loc[6999, "prediction"] == "p6999"

@@ -148,6 +148,8 @@ class StandInServer:
         self.requests: list[Record] = []
         self.tasks: dict[str, dict[str, Any]] = {}
         self.projects: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, dict[str, Any]] = {}  # registered with add_model; model events go to model_events
+        self.model_events: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}  # files-host path ("/p/t.<id>/artifacts/...") -> content
         self._events: list[dict[str, Any]] = []
         self._event_ids: dict[tuple[Any, ...], int] = {}  # event id -> position in _events
@@ -252,6 +254,19 @@ class StandInServer:
         """Endpoints called that the stand-in has no handler for (they were answered 200 with empty data)."""
         with self._lock:
             return list(dict.fromkeys(r.endpoint for r in self.requests if not r.known))
+
+    def add_model(self, name: str, uri: str = "file:///models/weights.pt") -> str:
+        """A published model in the registry (what ``OutputModel.update_weights`` and publishing would leave)."""
+        model_id = self._new_id()
+        now = _now_iso()
+        with self._lock:
+            self.models[model_id] = {
+                "id": model_id, "name": name, "uri": uri, "ready": True, "framework": "PyTorch", "labels": {},
+                "design": {}, "tags": [], "system_tags": [], "comment": "", "created": now, "last_update": now,
+                "user": "stand-in-user", "company": "stand-in-company", "project": None, "task": None,
+                "metadata": {}, "last_metrics": {},
+            }  # fmt: skip
+        return model_id
 
     def wait_for(self, predicate: Callable[[], object], timeout: float = 10.0) -> bool:
         """Poll ``predicate`` until it is true or ``timeout`` passes; returns whether it became true."""
@@ -663,6 +678,29 @@ class StandInServer:
         models.append({"name": body.get("name"), "model": body.get("model")})
         return {"updated": 1}
 
+    # ---------------------------------------------------------------- endpoints: models
+
+    def _model(self, model_id: Any) -> dict[str, Any]:
+        model = self.models.get(model_id) if isinstance(model_id, str) else None
+        if model is None:
+            raise _ApiError(400, f"Invalid model id: id={model_id}", 401)
+        return model
+
+    def _api_models__get_by_id(self, body: Any) -> Any:
+        return {"model": copy.deepcopy(self._model(body.get("model")))}
+
+    def _api_models__get_all(self, body: Any) -> Any:
+        ids = body.get("id")
+        ids = [ids] if isinstance(ids, str) else ids
+        found = [
+            self._only_fields(m, body.get("only_fields"))
+            for m in self.models.values()
+            if (not ids or m["id"] in ids) and self._matches(body.get("name"), m.get("name"))
+        ]
+        return {"models": found}
+
+    _api_models__get_all_ex = _api_models__get_all
+
     # ---------------------------------------------------------------- endpoints: events
 
     def _api_events__add_batch(self, body: Any) -> Any:
@@ -670,6 +708,13 @@ class StandInServer:
         errors: dict[str, int] = {}
         added = 0
         for event in events:
+            if isinstance(event, dict) and event.get("model_event"):  # a model's own metrics (Model.report_*)
+                if event.get("task") not in self.models:
+                    errors["Invalid model id"] = errors.get("Invalid model id", 0) + 1
+                    continue
+                self.model_events.append(event)
+                added += 1
+                continue
             task = self.tasks.get(event.get("task")) if isinstance(event, dict) else None
             if task is None or task.get("status") in ("publishing", "published"):  # locked tasks take no events
                 errors["Invalid task id"] = errors.get("Invalid task id", 0) + 1

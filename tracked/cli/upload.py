@@ -226,8 +226,11 @@ class _Attempt:
                 missing = [str(exc)]
             if missing:
                 clearml = _first_complaint(said.getvalue())
-                raise _failed(server, self.note, task_id, session.id,
-                              "; ".join(missing) + (f" (ClearML: {clearml})" if clearml else ""))  # fmt: skip
+                reason = f" (ClearML: {clearml})" if clearml else ""
+                listed = "; ".join(missing)
+                if len(listed) + len(reason) > _WHAT_CHARS:  # the list is cut, never what ClearML was told
+                    listed = listed[: max(0, _WHAT_CHARS - len(reason) - 1)] + "…"
+                raise _failed(server, self.note, task_id, session.id, listed + reason)
         self.note(state="uploaded", task=task_id, status=session.status)
         return "uploaded", f"{session.path} -> {task_id} ({session.status}) {server.link(task_id)}"
 
@@ -252,12 +255,16 @@ def _status_unknown(session: Session) -> str:
     return f"it records no run status (no {inside}, no tracked_status)"
 
 
+#: Characters of a failed upload's reason, as recorded and printed.
+_WHAT_CHARS = 400
+
+
 def _failed(server: Server, note: Callable[..., None], task_id: str | None, session_id: str, what: str) -> UploadError:
     """Mark the half-made task failed, with the reason; record it (to be replaced by the next upload).
 
     With no task id known (``tasks.create`` done, its answer lost), the tasks tagged for the session are it.
     """
-    what = what[:400]
+    what = what[:_WHAT_CHARS]
     if task_id is None:
         with contextlib.suppress(UploadError):
             found = server.tagged(session_id)

@@ -39,6 +39,10 @@ class CallInfo:
     model_fingerprint: str | None = None
     #: The model in words, for the resume line or the refusal to resume.
     model_described: str | None = None
+    #: The ClearML model (dataset) evaluated, by id: the ``model_id`` (``dataset_id``) option, or the argument
+    #: when it is a ClearML ``Model``/``InputModel`` (``Dataset``); "" for none.
+    clearml_model: str = ""
+    clearml_dataset: str = ""
 
     @property
     def model_unidentified(self) -> bool:
@@ -99,7 +103,20 @@ def describe_call(
         dataset_id=None if dataset is None else identity(dataset, None),
         model_fingerprint=digest,
         model_described=described,
+        clearml_model=settings.model_id or clearml_id(model),
+        clearml_dataset=settings.dataset_id or clearml_id(dataset),
     )
+
+
+def clearml_id(value: Any) -> str:
+    """The id of a ClearML object (``Model``, ``InputModel``, ``Dataset``), known without importing ClearML."""
+    if value is None or not type(value).__module__.startswith("clearml"):
+        return ""
+    try:
+        found = value.id
+    except Exception:  # noqa: BLE001 - a property that asks the server may fail any way
+        return ""
+    return found if isinstance(found, str) else ""
 
 
 def identity(value: Any, size: int | None) -> str:

@@ -8,129 +8,29 @@ decorated, so code decorated at import time honours variables set later
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, NamedTuple, TypedDict
 
 from .errors import SettingsError
+from .rules import (
+    BY_TYPE,
+    Count,
+    InitArgs,
+    NonNegative,
+    OutputUri,
+    Progress,
+    Rule,
+    Seconds,
+    Shard,
+    Step,
+    Tags,
+    TaskType,
+)
 from .secrets import scrub
 from .values import encodable
 
 ENV_PREFIX = "TRACKED_"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-#: Longer than any evaluation; past it a timer cannot be set (and inf is no interval).
-_FOREVER_S = 10**7
-
-
-class Rule:
-    """How an option is checked when given to the decorator, and read from its environment variable.
-
-    The plain rule takes any value as given and reads the variable as text; the others refine it.
-    """
-
-    def check(self, name: str, value: Any) -> Any:
-        return value
-
-    def parse(self, name: str, raw: str) -> Any:
-        return self.check(name, raw)
-
-
-class _Flag(Rule):
-    def parse(self, name: str, raw: str) -> Any:
-        word = raw.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise SettingsError("expected one of 1/0, true/false, yes/no, on/off")
-
-
-class _MaybeFlag(_Flag):
-    """True, False, or None ("auto": decided when the run starts)."""
-
-    def parse(self, name: str, raw: str) -> Any:
-        return None if raw.strip().lower() in ("", "auto") else super().parse(name, raw)
-
-
-class _Seconds(Rule):
-    def check(self, name: str, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _FOREVER_S:
-            raise SettingsError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-        return value
-
-    def parse(self, name: str, raw: str) -> Any:
-        try:
-            number = float(raw)
-        except ValueError:
-            raise SettingsError("expected a number") from None
-        return self.check(name, number if math.isfinite(number) else raw)
-
-
-class _Count(Rule):
-    def __init__(self, minimum: int) -> None:
-        self.minimum = minimum
-
-    def check(self, name: str, value: Any) -> Any:
-        if not isinstance(value, int) or isinstance(value, bool) or value < self.minimum:
-            kind = "positive" if self.minimum else "non-negative"
-            raise SettingsError(f"{name} must be a {kind} integer, got {value!r}")
-        return value
-
-    def parse(self, name: str, raw: str) -> Any:
-        try:
-            number = int(raw)
-        except ValueError:
-            raise SettingsError("expected a number") from None
-        return self.check(name, number)
-
-
-class _Names(Rule):
-    """Field names: a list (or one name) given, comma-separated in the environment."""
-
-    def check(self, name: str, value: Any) -> Any:
-        if isinstance(value, str):
-            return (value,)
-        if not isinstance(value, (list, tuple, set, frozenset)) or not all(isinstance(v, str) for v in value):
-            raise SettingsError(f"{name} must be a list of field names, got {value!r}")
-        return tuple(value)
-
-    def parse(self, name: str, raw: str) -> Any:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-_PROGRESS = {"auto": "auto", "on": "on", "off": "off", **dict.fromkeys(_TRUE, "on"), **dict.fromkeys(_FALSE, "off")}
-
-
-class _Progress(Rule):
-    def check(self, name: str, value: Any) -> Any:
-        word = str(value).strip().lower() if not isinstance(value, bool) else ("on" if value else "off")
-        if word not in _PROGRESS:
-            raise SettingsError(f"{name}={value!r}: expected auto, on or off")
-        return _PROGRESS[word]
-
-
-class _Shard(Rule):
-    def check(self, name: str, value: Any) -> Any:
-        if isinstance(value, (tuple, list)) and len(value) == 2:
-            value = f"{value[0]}/{value[1]}"
-        text = str(value).strip().lower()
-        if text == "slurm":
-            return text
-        try:
-            index, count = (int(part) for part in text.split("/"))
-        except ValueError:
-            raise SettingsError(f"shard must be (index, count), 'INDEX/COUNT' or 'slurm', got {value!r}") from None
-        if not 0 <= index < count:
-            raise SettingsError(f"shard {index}/{count}: the index must be at least 0 and below the count")
-        return f"{index}/{count}"
-
-    def parse(self, name: str, raw: str) -> Any:
-        return self.check(name, raw) if raw.strip() else ""
-
-
-Seconds, Count, NonNegative, Progress, Shard = _Seconds(), _Count(1), _Count(0), _Progress(), _Shard()
 
 
 class Settings(NamedTuple):
@@ -226,11 +126,35 @@ class Settings(NamedTuple):
     """
     group_by: str = ""
     """A detail (or metric) to break the statistics down by (a subject, a language). "" for none."""
+    task_type: Annotated[str, TaskType] = "testing"
+    """ClearML type of a task that tracked creates: "testing" (an evaluation), or any of ClearML's
+    ``Task.TaskTypes`` ("training", "inference", ...)."""
+    tags: Annotated[tuple[str, ...], Tags] = ()
+    """Tags of a task that tracked creates (comma-separated in the environment)."""
+    output_uri: Annotated[str | bool | None, OutputUri] = None
+    """Where a task that tracked creates uploads its artifacts (the examples): a storage URI (``s3://...``,
+    ``gs://...``, ``azure://...``, a shared folder) or True for the ClearML files server; None: ClearML's
+    configured default."""
+    task_init: Annotated[dict[str, Any] | None, InitArgs] = None
+    """Any other ``Task.init`` argument of a task that tracked creates, passed through (``{"continue_last_task":
+    True}``; a JSON object in the environment). Arguments tracked sets itself are refused."""
+    model_id: str = ""
+    """The ClearML model evaluated (its id), when the model argument is not a ClearML ``Model``: linked as the
+    task's input model, and the final metrics are reported on it too. "" for none."""
+    dataset_id: str = ""
+    """The ClearML dataset evaluated (its id), when the dataset argument is not a ClearML ``Dataset``: recorded as
+    the parameter ``dataset_id``. "" for none."""
+    reproducible: bool = True
+    """Record the script section of a task that tracked creates (repository, commit, uncommitted diff, installed
+    packages, entry point), so that it can be cloned and re-run by a ClearML agent; detected in the background
+    from the call's start."""
+    step: Annotated[int | None, Step] = None
+    """This evaluation is one of several in a task (an epoch's validation inside training): its final metrics
+    are also points at iteration ``step`` of a chart titled by the evaluation's name, and its progress chart,
+    tables and examples artifact are kept apart by step (``tracked_eval(step=epoch)(validate)(...)``)."""
 
 
 FIELDS: tuple[str, ...] = Settings._fields
-#: A field's rule where its type says it all (``Annotated`` fields name theirs).
-_BY_TYPE: dict[Any, Rule] = {bool: _Flag(), bool | None: _MaybeFlag(), tuple[str, ...]: _Names()}
 
 
 @functools.cache
@@ -243,7 +167,7 @@ def rules() -> dict[str, Rule]:
     for name in FIELDS:
         hint = hints[name]
         extra = getattr(hint, "__metadata__", ())
-        found[name] = extra[0] if extra else _BY_TYPE.get(hint, Rule())
+        found[name] = extra[0] if extra else BY_TYPE.get(hint, Rule())
     return found
 
 
@@ -278,6 +202,14 @@ class Options(TypedDict, total=False):
     cluster_by: str | None
     bootstrap: Sequence[str] | None
     group_by: str | None
+    task_type: str | None
+    tags: Sequence[str] | str | None
+    output_uri: str | bool | None
+    task_init: Mapping[str, Any] | None
+    model_id: str | None
+    dataset_id: str | None
+    reproducible: bool | None
+    step: int | None
 
 
 def shard_of(settings: Settings) -> tuple[int, int] | None:

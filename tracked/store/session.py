@@ -114,15 +114,19 @@ class Session:
         return None if self.journal is None else self.journal.count
 
     def examples(self) -> pd.DataFrame:
-        """The examples recorded in the journal (scores and details), one row per example; empty without one."""
+        """The examples recorded in the journal (scores and details), one row per example; without a journal,
+        the examples artifact (parquet, feather or csv.gz; never a pickle); else empty."""
         import numpy as np
         import pandas as pd
 
         from ..common.values import encodable, typed_column
 
         journal = self.journal
-        if journal is None:
-            empty: pd.DataFrame = pd.DataFrame()
+        if journal is None:  # a session without one (it could not be written): the examples artifact
+            from .artifact import examples_artifact
+
+            found = examples_artifact(self.path, self.task, self.problems)
+            empty: pd.DataFrame = pd.DataFrame() if found is None else found
             return empty
         count = journal.count
         columns: dict[str, Any] = {}

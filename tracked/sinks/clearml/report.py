@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,11 @@ def final_title(settings: Settings) -> tuple[str, bool]:
 
 
 def log_metrics(
-    logger: Logger, metrics: Mapping[str, Any], title: str = "Final Metrics", series: str = TABLE_SERIES
+    logger: Logger,
+    metrics: Mapping[str, Any],
+    title: str = "Final Metrics",
+    series: str = TABLE_SERIES,
+    iteration: int = 0,
 ) -> None:
     """Final metrics as single values (never scalars at iteration 0), and all of them in one table.
 
@@ -43,7 +48,8 @@ def log_metrics(
     ``log_metrics(task.get_logger(), {"token_recall": 0.67})``.
 
     NaN and infinite numbers are not reported as single values (ClearML
-    would write them as 0.0); the table shows them as text.
+    would write them as 0.0); the table shows them as text. The table is
+    the plot of ``iteration``: one per step, the latest shown first.
     """
     import math
 
@@ -64,7 +70,28 @@ def log_metrics(
             cell = str(cell)
         rows.append({"Metric": encodable(scrub(str(name))), "Value": cell})
     table = pd.DataFrame(rows, columns=["Metric", "Value"])
-    logger.report_table(title=title, series=series, iteration=0, table_plot=table)
+    logger.report_table(title=title, series=series, iteration=iteration, table_plot=table)
+
+
+def report_step(logger: Logger, title: str, metrics: Mapping[str, Any], step: int, named: Callable[[str], str]) -> None:
+    """A run at ``step``: each final metric a point at that iteration of its series in the chart ``title``
+    (quality per epoch), and a single value ``<metric> (step N)`` beside the latest's plain one.
+
+    tracked's own measures (``num_examples``, ``duration_seconds`` ...) stay single values only.
+    """
+    from ...common.names import OWN_METRICS
+    from ...common.values import InvalidValue, as_number
+
+    for name, value in metrics.items():
+        try:
+            number = as_number(value)
+        except InvalidValue:
+            continue
+        if number is None or not math.isfinite(number):
+            continue
+        logger.report_single_value(name=named(f"{name} (step {step})"), value=number)
+        if name not in OWN_METRICS:
+            logger.report_scalar(title=title, series=named(name), value=number, iteration=step)
 
 
 def _nan_as_text(table: pd.DataFrame) -> pd.DataFrame:
@@ -73,26 +100,65 @@ def _nan_as_text(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def save_examples(task: Task, result: EvalResult, named: Callable[[str], str]) -> None:
-    """Every example's scores and details, as the artifact ``examples``.
+def save_examples(task: Task, result: EvalResult, named: Callable[[str], str], name: str = "examples") -> None:
+    """Every example's scores and details, as the artifact ``examples`` (a DataFrame ``artifact.get()`` returns).
 
-    Pickled DataFrame: numpy column blocks written as they are (about
-    0.1 s for a million rows, where csv.gz takes seconds), restored by
-    ``pandas.read_pickle`` and by ClearML's ``artifact.get()``, and it
-    needs no dependency beyond pandas (parquet would need pyarrow).
+    Parquet, zstd-compressed, when pyarrow is importable (a million examples: ~16 MB, written in ~0.3 s, read
+    back with their dtypes); without it csv.gz, ClearML's own default (seconds per million rows, dtypes
+    lost). Never a pickle, unless the organisation configured ClearML to (``sdk.development.artifacts.
+    default_pandas_dataframe_extension_name``): a configured format is honoured as it is.
     """
     examples = scrub_frame(result.examples)
     task.upload_artifact(
-        named("examples"),
-        examples,
-        extension_name=".pickle",
+        named(name),
+        _zstd_parquet(examples),
+        extension_name=examples_format(),
         wait_on_upload=True,
         preview=f"{len(examples):,} examples; columns: {', '.join(map(str, examples.columns))}",
     )
 
 
+def examples_format() -> str | None:
+    """The examples' ``extension_name``: None where the organisation configured a DataFrame format (ClearML
+    then uses it), else ``.parquet`` with pyarrow, else ``.csv.gz``."""
+    import importlib
+
+    from clearml.config import config
+
+    if config.get("development.artifacts.default_pandas_dataframe_extension_name", None):
+        return None
+    try:
+        importlib.import_module("pyarrow")  # pandas writes parquet through it
+    except ImportError:
+        return ".csv.gz"
+    return ".parquet"
+
+
+def _zstd_parquet(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame, written as zstd parquet when ClearML writes it as parquet (ClearML's ``to_parquet`` call
+    takes pandas' default, snappy: read back about four times slower, a little larger)."""
+    zstd: pd.DataFrame = _zstd_frame_class()(frame)
+    return zstd
+
+
+@functools.cache
+def _zstd_frame_class() -> type[pd.DataFrame]:
+    import pandas as pd
+
+    class ZstdFrame(pd.DataFrame):
+        @property
+        def _constructor(self) -> type[pd.DataFrame]:  # what pandas derives from it is a plain DataFrame
+            return pd.DataFrame
+
+        def to_parquet(self, path: Any = None, **kwargs: Any) -> Any:
+            kwargs.setdefault("compression", "zstd")
+            return pd.DataFrame(self).to_parquet(path, **kwargs)
+
+    return ZstdFrame
+
+
 def report_statistics(
-    logger: Logger, run: RunView, result: EvalResult, named: Callable[[str], str], series: str
+    logger: Logger, run: RunView, result: EvalResult, named: Callable[[str], str], series: str, iteration: int = 0
 ) -> None:
     """Beside the final metrics: the ``Metric Statistics`` table and a ``<metric>_stderr`` single value
     per yielded metric; with ``group_by``, a ``Metrics by <field>`` table and ``<metric>/<group>`` means."""
@@ -107,7 +173,9 @@ def report_statistics(
     clustered = f", clustered by {settings.cluster_by}" if stats.attrs.get("clustered") else ""
     table = stats.reset_index().rename(columns={"metric": "Metric"})
     table["interval"] = [f"{kinds.get(str(m), 't')}{clustered}" for m in table["Metric"]]
-    logger.report_table(title=STATS_TITLE, series=series, iteration=0, table_plot=scrub_frame(_nan_as_text(table)))
+    logger.report_table(
+        title=STATS_TITLE, series=series, iteration=iteration, table_plot=scrub_frame(_nan_as_text(table))
+    )
     groups = result.group_stats
     if groups.empty:
         return
@@ -115,7 +183,7 @@ def report_statistics(
         if math.isfinite(mean) and f"{metric}/{group}" not in result:
             logger.report_single_value(name=named(f"{metric}/{group}"), value=float(mean))
     title = f"Metrics by {settings.group_by}"
-    logger.report_table(title=title, series=series, iteration=0, table_plot=scrub_frame(_nan_as_text(groups)))
+    logger.report_table(title=title, series=series, iteration=iteration, table_plot=scrub_frame(_nan_as_text(groups)))
 
 
 def save_long_details(task: Task, journal_dir: Path | None, named: Callable[[str], str]) -> None:

@@ -25,8 +25,19 @@ from ...common.names import RUNNING_MEAN
 from ...common.secrets import scrub
 from ...common.values import encodable
 from ...recording.sink import Where
+from .model import ids, link_model, report_on_model
+from .plots import report_examples
 from .process import guarded_stdout, quiet_dependencies, restore
-from .report import TABLE_SERIES, final_title, log_metrics, report_statistics, save_examples, save_long_details
+from .report import (
+    TABLE_SERIES,
+    final_title,
+    log_metrics,
+    report_statistics,
+    report_step,
+    save_examples,
+    save_long_details,
+)
+from .repository import Detection
 from .stream import OfflineScalars, scalar_reporter
 from .task import Shared, deadline, join, leave, never_wait_at_exit
 
@@ -35,6 +46,22 @@ if TYPE_CHECKING:
 
     from ...common.result import EvalResult
     from ...recording.sink import RunView, Update
+
+
+#: Sections of a task that are not an evaluation's: its script's arguments, ClearML's own, the properties.
+_HOST_SECTIONS = frozenset(("Args", "General", "properties", "Hydra", "TF_DEFINE"))
+
+
+def _typed(text: str, kind: str) -> Any:
+    """A recorded argument back as its type, so that ``Task.connect`` records that type (text otherwise)."""
+    try:
+        if kind == "bool":
+            return text == "True"
+        if kind in ("int", "float"):
+            return int(text) if kind == "int" else float(text)
+    except ValueError:
+        pass
+    return text
 
 
 class ClearMLSink:
@@ -51,9 +78,13 @@ class ClearMLSink:
         #: The whole run is in ClearML (final metrics, examples), as far as ClearML said.
         self.reported = False
         self._offline: OfflineScalars | None = None
+        #: The progress chart's title: one per step, so that the steps' examples never overwrite each other.
+        self.progress_title = ""
         #: The end's deadline with a server (monotonic seconds), and the thread reporting to it.
         self._by = 0.0
         self._worker: threading.Thread | None = None
+        #: The script section's detection, for a task tracked made (``reproducible``).
+        self._detection: Detection | None = None
 
     def _fail(self, what: str, exc: BaseException) -> None:
         # No warning here: the local sink gives one, saying also where the run went.
@@ -83,9 +114,13 @@ class ClearMLSink:
             self.task = None
             self._fail("task creation", exc)
             return None
+        if shared.created and run.settings.reproducible:
+            self._detection = Detection(task)
+        step = run.settings.step
+        self.progress_title = run.settings.progress_title + ("" if step is None else f" (step {step})")
         if folder is not None:
             self.session_dir = Path(folder)
-            self._offline = OfflineScalars(self.session_dir, str(task.id), run.settings.progress_title)
+            self._offline = OfflineScalars(self.session_dir, str(task.id), self.progress_title)
         return Where(task_id=str(task.id), session_dir=self.session_dir, prefix=self.prefix)
 
     def name(self, metric: str) -> str:
@@ -127,7 +162,16 @@ class ClearMLSink:
             return
         from ..console import summary_text
 
-        series = self.prefix or TABLE_SERIES
+        if self._detection is not None and not self._detection.settle():
+            from ...common.warn import warn
+            from .repository import GRACE_S
+
+            warn(
+                f"{run.name}: ClearML's repository and package detection took longer than {GRACE_S:g} s; the task "
+                "has no script section (reproducible=False, or TRACKED_REPRODUCIBLE=0, turns it off)"
+            )
+        series, step = self.prefix or TABLE_SERIES, run.settings.step
+        at = 0 if step is None else step  # each step's tables are the plots of its iteration: kept apart
         try:
             logger = task.get_logger()
             named = {self.name(metric): value for metric, value in result.items()}
@@ -137,26 +181,47 @@ class ClearMLSink:
 
                 warn(f"{run.name}: table_title={run.settings.table_title!r} is a table of tracked's own; the final "
                      f"metrics' table is titled {title!r}")  # fmt: skip
-            log_metrics(logger, named, title, series=series)
-            report_statistics(logger, run, result, self.name, series)
+            log_metrics(logger, named, title, series=series, iteration=at)
+            if step is not None:
+                report_step(logger, encodable(scrub(run.name)), result, step, self.name)
+            report_statistics(logger, run, result, self.name, series, iteration=at)
             if not run.halted:  # ending with the process (exit, signal): the examples are in the journal already
-                save_examples(task, result, self.name)
+                report_examples(logger, result, self.name, series, at)
+                save_examples(task, result, self.name, "examples" if step is None else f"examples (step {step})")
                 if self._offline is None:  # offline, the session's journal holds the long details
                     save_long_details(task, where.journal_dir, self.name)
             logger.report_text(summary_text(run, result), print_console=False)
-            if run.call.params:
-                # Typed as ``Task.connect`` records them (int, float, bool, str): the values are text (redacted,
-                # shortened), so the types go beside them.
-                types = run.call.param_types
-                task.update_parameters(
-                    {f"Args/{self.name(k)}": v for k, v in run.call.params.items()},
-                    **{"__parameters_types": {f"Args/{self.name(k)}": types.get(k, "str") for k in run.call.params}},
-                )
+            call = run.call
+            if call.params or call.clearml_model or call.clearml_dataset:
+                self._parameters(task, run, shared.created)
+            if call.clearml_model and self._offline is None:  # models live on the server
+                link_model(task, call.clearml_model)
+                report_on_model(call.clearml_model, result, self.name)
             task.set_user_properties(**{self.name("tracked_status"): run.status})
             logger.flush(wait=True)
         except Exception as exc:  # noqa: BLE001
             self._fail("reporting", exc)
         self.reported = not self.problems
+
+    def _parameters(self, task: Task, run: RunView, created: bool) -> None:
+        """The call's simple arguments: ``Args`` of a task tracked made; inside another task, a section of
+        their own (the evaluation's name), connected, so that the host's own ``Args`` (its argparse values,
+        what an agent re-runs it with) stay as they are."""
+        found = ids(run.call.clearml_model, run.call.clearml_dataset)
+        params = {**found, **run.call.params}  # an argument of the same name is the user's: it wins
+        types = {**dict.fromkeys(found, "str"), **run.call.param_types}
+        if created:
+            # Typed as ``Task.connect`` records them (int, float, bool, str): the values are text (redacted,
+            # shortened), so the types go beside them.
+            task.update_parameters(
+                {f"Args/{self.name(k)}": v for k, v in params.items()},
+                **{"__parameters_types": {f"Args/{self.name(k)}": types.get(k, "str") for k in params}},
+            )
+            return
+        section = encodable(scrub(self.prefix or run.name)).replace("/", "_")
+        if section in _HOST_SECTIONS:
+            section += " (tracked)"
+        task.connect({k: _typed(v, types.get(k, "str")) for k, v in params.items()}, name=section)
 
     def _release(self, run: RunView) -> None:
         shared = self.shared
@@ -172,7 +237,7 @@ class ClearMLSink:
             offline = self._offline
             logger = task.get_logger() if offline is None else None
             report = scalar_reporter(task, logger) if logger is not None else None
-            title = run.settings.progress_title
+            title = self.progress_title
             for metric, (iterations, values, mean_iterations, means) in update.points.items():
                 times = update.times.get(metric)
                 for series_name, xs, ys, ts in (

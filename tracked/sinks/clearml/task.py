@@ -89,6 +89,10 @@ class _TaskInit:
             self._task = Task.init(
                 project_name=settings.project,
                 task_name=settings.task_name or self._name,
+                task_type=Task.TaskTypes(settings.task_type),
+                tags=list(settings.tags) or None,
+                output_uri=settings.output_uri,
+                **(settings.task_init or {}),
                 reuse_last_task_id=False,
                 auto_connect_arg_parser=False,
                 auto_connect_frameworks=dict.fromkeys(FRAMEWORKS, False),
