@@ -105,7 +105,7 @@ SERVER_TIMEOUT_S = 5.0
 def _from_server(spec: str) -> list[Session]:
     """RUN that is no path, with a server configured: a task id, else every task of a project."""
     from ..common.clearml_env import server_unreachable
-    from .session import project_task_ids, read_task
+    from .server_tasks import project_task_ids, read_task
 
     problem = server_unreachable(SERVER_TIMEOUT_S)
     if problem:  # ClearML itself would retry for hours

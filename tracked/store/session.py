@@ -325,15 +325,15 @@ def _parse(path: Path, task: dict[str, Any], files: dict[str, Callable[[], IO[by
             else:
                 session.scalars.setdefault(title, {}).setdefault(series, []).append((iteration, value))
         elif kind == "plot":
-            table = _table(title, series, event.get("plot_str", ""))
+            table = parse_table(title, series, event.get("plot_str", ""))
             if table is not None:
-                _keep(session.tables, table)
+                keep_table(session.tables, table)
     messages = [str(e.get("msg", "")) for e in events(files, "log.jsonl", session.problems)]
     session.console = "\n".join(messages)
     return session
 
 
-def _keep(tables: dict[str, Table], table: Table) -> None:
+def keep_table(tables: dict[str, Table], table: Table) -> None:
     """Add ``table`` under its title; a table reported again (its title, series and columns) replaces the
     earlier one, as on the server. Another table under a title already taken (the final metrics titled like
     the statistics by ``table_title``, runs sharing a task) is kept too, as ``<title> (2)`` ..., never hidden."""
@@ -344,7 +344,7 @@ def _keep(tables: dict[str, Table], table: Table) -> None:
     tables[key] = table
 
 
-def _table(title: str, series: str, plot_str: Any) -> Table | None:
+def parse_table(title: str, series: str, plot_str: Any) -> Table | None:
     try:
         plot = json.loads(plot_str) if isinstance(plot_str, str) else plot_str
         data = plot["data"][0]
@@ -356,53 +356,3 @@ def _table(title: str, series: str, plot_str: Any) -> Table | None:
         return None
     rows = [list(row) for row in zip(*columns, strict=False)]
     return Table(title=title, series=series, header=[str(h) for h in header], rows=rows)
-
-
-def read_task(task_id: str) -> Session:
-    """The same view of a task on the configured ClearML server (``tracked show TASK_ID``)."""
-    from clearml import Task
-
-    try:
-        task: Task = Task.get_task(task_id=task_id)
-    except Exception as exc:  # noqa: BLE001 - any server-side failure is one clear line
-        raise SessionError(f"{task_id}: not a readable ClearML task ({type(exc).__name__}: {exc})") from None
-    data = {
-        "id": task.id,
-        "name": task.name,
-        "project_name": task.get_project_name(),
-        "hyperparams": {
-            section: {name: {"value": value} for name, value in params.items()}
-            for section, params in _sections(task.get_parameters_as_dict()).items()
-        },
-    }
-    session = Session(path=Path(f"clearml:{task.id}"), task=data)
-    session.task.setdefault("hyperparams", {}).setdefault("properties", {})["tracked_status"] = {
-        "value": str(task.get_user_properties(value_only=True).get("tracked_status") or task.get_status())
-    }
-    for title, series in (task.get_reported_scalars(max_samples=0) or {}).items():
-        for name, points in series.items():
-            session.scalars.setdefault(title, {})[name] = list(
-                zip((int(x) for x in points.get("x", [])), (float(y) for y in points.get("y", [])), strict=False)
-            )
-    session.single_values.update({str(k): float(v) for k, v in (task.get_reported_single_values() or {}).items()})
-    for plot in task.get_reported_plots() or []:
-        table = _table(str(plot.get("metric", "")), str(plot.get("variant", "")), plot.get("plot_str", ""))
-        if table is not None:
-            _keep(session.tables, table)
-    session.console = "\n".join(task.get_reported_console_output(number_of_reports=100) or [])
-    return session
-
-
-def _sections(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(k): v for k, v in params.items() if isinstance(v, dict)}
-
-
-def project_task_ids(project: str) -> list[str]:
-    """Ids of the tasks in a ClearML project on the configured server, oldest first."""
-    from clearml import Task
-
-    try:
-        tasks: list[Task] = Task.get_tasks(project_name=project)
-    except Exception as exc:  # noqa: BLE001
-        raise SessionError(f"{project}: cannot list the ClearML project ({type(exc).__name__}: {exc})") from None
-    return [str(t.id) for t in reversed(tasks or [])]
