@@ -95,6 +95,9 @@ def opened(run: Open) -> None:
 def closed(run: Open) -> None:
     with _lock:
         _open_runs.discard(run)
+        last = not _open_runs
+    if last:
+        _uninstall()
 
 
 def _in_main_thread() -> bool:
@@ -109,6 +112,17 @@ def _install() -> None:
         with contextlib.suppress(ValueError, OSError):
             if signal.getsignal(signum) is signal.SIG_DFL:
                 signal.signal(signum, _on_signal)
+
+
+def _uninstall() -> None:
+    """With no run left open, SIGTERM/SIGHUP act as they did before tracked (main thread only: elsewhere the
+    handler stays until a later run ends in the main thread, and does what the default would)."""
+    if not _in_main_thread():
+        return
+    for signum in _ENDING:
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signum) is _on_signal:
+                signal.signal(signum, signal.SIG_DFL)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -151,6 +165,10 @@ def sigterm_as_exception() -> Iterator[None]:
         yield
     finally:
         _unwinding.clear()
+        with _lock:
+            last = not _open_runs
+        if last:  # the call is over and no other run is open: the process's signals are its own again
+            _uninstall()
 
 
 def redeliver(exc: BaseException) -> None:
@@ -184,5 +202,9 @@ def signals_held() -> Iterator[None]:
         for signum, handler in saved.items():
             with contextlib.suppress(ValueError, OSError, TypeError):
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        with _lock:
+            last = not _open_runs
+        if last:  # the run just written was the last: tracked's own handler goes too
+            _uninstall()
         for signum in received:  # now that the run is saved, what the signal meant happens
             os.kill(os.getpid(), signum)
