@@ -21,7 +21,7 @@ DETAILS = ["label", "pred", "confidence", "correct"]
 def artifact(session: Any) -> pd.DataFrame:
     task = json.loads((Path(session) / "task.json").read_text())
     (saved,) = [a for a in task["execution"]["artifacts"] if a["key"] == "examples"]
-    frame: pd.DataFrame = pd.read_pickle(saved["uri"])
+    frame: pd.DataFrame = pd.read_parquet(saved["uri"])  # the artifact is zstd parquet
     return frame
 
 
