@@ -40,7 +40,8 @@ def assert_saved_locally(result: object, cache: Path) -> None:
     record = json.loads((folder / "metrics.json").read_text())
     assert record["metrics"]["acc"] == 0.5
     assert record["metrics"]["num_examples"] == 2
-    assert list(pd.read_pickle(folder / "examples.pkl")["acc"]) == [1.0, 0.0]
+    assert list(pd.read_parquet(folder / "examples.parquet")["acc"]) == [1.0, 0.0]
+    assert not list(folder.glob("*.pkl"))  # never a pickle
     assert "acc" in (folder / "summary.txt").read_text()
 
 

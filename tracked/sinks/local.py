@@ -3,7 +3,8 @@
 Folder: ``$CLEARML_CACHE_DIR/tracked-runs/<time>-<name>/`` (ClearML's
 default cache ``~/.clearml/cache`` when the variable is unset), holding
 ``metrics.json`` (final metrics, status, error), ``summary.txt`` and
-``examples.pkl`` (every example, ``pandas.read_pickle``).
+``examples.parquet`` (every example, zstd parquet: ``pandas.read_parquet``; ``examples.csv.gz`` when parquet
+cannot hold a column). Never a pickle: loading one runs whatever code it holds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from ..common.secrets import scrub_frame
 from ..common.warn import warn
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+
     from ..common.result import EvalResult
     from ..recording.sink import RunView, Update, Where
 
@@ -64,7 +69,7 @@ class LocalSink:
             }
             (folder / "metrics.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
             (folder / "summary.txt").write_text(summary_text(run, result) + "\n", "utf-8", "backslashreplace")
-            scrub_frame(result.examples).to_pickle(folder / "examples.pkl")
+            _save_examples(scrub_frame(result.examples), folder)
         except Exception as exc:  # noqa: BLE001 - the last resort must not raise either
             warn(
                 f"{run.name}: {'; '.join(where.problems)}; saving the run locally to {folder} failed too "
@@ -74,3 +79,11 @@ class LocalSink:
             return None
         warn(f"{run.name}: {'; '.join(where.problems)}; the evaluation went on and the run is saved in {folder}")
         return Where(saved_to=folder)
+
+
+def _save_examples(examples: pd.DataFrame, folder: Path) -> None:
+    try:
+        examples.to_parquet(folder / "examples.parquet", compression="zstd")
+    except Exception:  # noqa: BLE001 - a column parquet cannot hold (mixed objects): text, which holds anything
+        (folder / "examples.parquet").unlink(missing_ok=True)
+        examples.to_csv(folder / "examples.csv.gz")
