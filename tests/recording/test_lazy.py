@@ -124,6 +124,36 @@ def test_abandoned_lazy_generator_is_saved_when_collected(clearml_cache: Path) -
     assert session.single_values["num_examples"] == 5
 
 
+def test_an_abandoned_lazy_async_generator_ends_its_run(clearml_cache: Path) -> None:
+    """Never iterated, or left after a few items without aclose: dropping it ends the run (stopped, with what
+    was consumed), and nothing of it stays behind: no live thread, no current ClearML task a pool forked
+    later would inherit (its workers' runs then failed over to local saves)."""
+    import gc
+    import threading
+
+    from clearml import Task
+
+    @tracked_eval(lazy=True, verbose=False)
+    async def count() -> AsyncIterator[float]:
+        for i in range(100):
+            yield float(i)
+
+    async def take_three() -> None:
+        gen = count()
+        for _ in range(3):
+            await gen.__anext__()
+
+    never = count()
+    del never
+    asyncio.run(take_three())
+    gc.collect()
+    assert not [t for t in threading.enumerate() if t.name == "tracked-live"]
+    assert Task.current_task() is None
+    sessions = [read_session(p) for p in (clearml_cache / "offline").iterdir() if p.is_dir()]
+    assert sorted(s.status for s in sessions) == ["stopped", "stopped"]
+    assert sorted(s.single_values["num_examples"] for s in sessions) == [0, 3]
+
+
 def test_cancelled_asyncio_task_records_the_partial_run(clearml_cache: Path) -> None:
     """Cancelling the task that awaits an evaluation: CancelledError propagates, the run is saved as stopped."""
 

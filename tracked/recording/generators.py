@@ -116,3 +116,10 @@ class TrackedAsyncGenerator(AsyncGenerator[Any, Any]):
         finally:
             if self._run.result is None:
                 self._run.finish(STOPPED)
+
+    def __del__(self) -> None:
+        # An abandoned async generator (never iterated, or left unfinished without ``aclose``) still ends its
+        # run with what was consumed: its task, live thread and signal handlers must not outlive it (a pool
+        # forked later would inherit an open task). The inner generator is finalized by its event loop.
+        if getattr(self, "_run", None) is not None and self._run.result is None:
+            self._run.finish(STOPPED)
