@@ -200,7 +200,8 @@ def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayL
     if xa.shape != xb.shape:
         raise ValueError(f"metric {metric!r}: run A has {xa.size} values, run B {xb.size}")
     both = np.isfinite(xa) & np.isfinite(xb)
-    xa, xb = xa[both], xb[both]
+    if not both.all():  # else no copy: ten million pairs are 160 MB a copy
+        xa, xb = xa[both], xb[both]
     codes = None if clusters is None else cluster_codes(np.asarray(clusters, dtype=object)[both])
     (ya, yb), unit = _scaled(xa, xb)
     d = yb - ya
@@ -211,12 +212,11 @@ def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayL
     if n == 0:
         return Paired(metric, _NAN, _NAN, _NAN, _NAN, _NAN, 0, *flips, _NAN, "", "no example scored by both runs")
     diff = float(d.mean())
-    deviations = d - diff
     if codes is None:
         stderr = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else _NAN
         df, test = float(n - 1), "t"
     else:
-        stderr, groups = clustered_stderr(deviations, codes)
+        stderr, groups = clustered_stderr(d - diff, codes)
         df, test = float(groups - 1), f"t, CR1 over {groups} clusters"
     scale = max(float(np.abs(ya).max()), float(np.abs(yb).max()))
     if negligible(stderr, scale):

@@ -1,14 +1,18 @@
 """A session's files as they are read: from its folder or its zip, line by line, within bounds.
 
-Reading is capped per file (``TRACKED_MAX_READ_MB``) and per line, and a zip
-member that would expand absurdly (a zip bomb) is refused: sessions are
-files anyone can edit, and reading one must never take the machine down.
+ClearML's event files are capped per file (``TRACKED_MAX_READ_MB``) and
+per line, and a zip member that would expand absurdly (a zip bomb) is
+refused: sessions are files anyone can edit, and reading one must never
+take the machine down. The journal's own files are not capped: they are
+read straight into arrays or streamed (``store/journal_details.py``), so a
+healthy run of any size is read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import math
 import os
@@ -16,7 +20,7 @@ import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ..common.errors import SessionError
 
@@ -73,18 +77,21 @@ def _batches(stream: IO[bytes], filename: str, problems: list[str]) -> Iterator[
 
 
 class ZipSource:
-    """A journal inside a session zip (a copy: no writer can be alive there)."""
+    """A journal inside a session zip (a copy: no writer can be alive there). The zip is opened again for
+    each file read, so its details can be read after the session was (``tracked show``, ``--paired``)."""
 
     folder: Path | None = None
 
-    def __init__(self, archive: zipfile.ZipFile, prefix: str) -> None:
-        self._archive, self._prefix = archive, prefix
+    def __init__(self, path: Path, prefix: str) -> None:
+        self._path, self._prefix = path, prefix
 
-    def read(self, name: str, limit: int = -1) -> bytes:
-        info = self._archive.getinfo(self._prefix + name)
-        refuse_absurd(info)
-        with self._archive.open(info) as stream:
-            return stream.read(limit)
+    @contextlib.contextmanager
+    def open(self, name: str) -> Iterator[tuple[io.BufferedIOBase, int]]:
+        with zipfile.ZipFile(self._path) as archive:
+            info = archive.getinfo(self._prefix + name)
+            refuse_absurd(info)
+            with archive.open(info) as stream:
+                yield cast(io.BufferedIOBase, stream), info.file_size  # a ZipExtFile, which is one
 
 
 def refuse_absurd(info: zipfile.ZipInfo, path: Path | None = None) -> None:
