@@ -244,8 +244,8 @@ def _read_array(
                 if not read:
                     break
                 got += read
-    except (OSError, KeyError, ValueError) as exc:
-        problems.append(f"{name}: unreadable ({exc})")
+    except (OSError, KeyError, ValueError, MemoryError) as exc:  # MemoryError: a size no machine holds (an edit)
+        problems.append(f"{name}: unreadable ({type(exc).__name__}: {exc})")
         return np.empty(0, dtype=dtype[1:]), np.ones(0, dtype=bool)
     have = got // width
     out = out[:have]

@@ -29,6 +29,9 @@ SESSION_FILES = ("task.json", "metrics.jsonl", "log.jsonl")
 DEFAULT_READ_MB = 256.0
 MAX_LINE_BYTES = 16 * 2**20
 MAX_ZIP_RATIO = 200
+#: Deflate's own limit (about 1,032 to 1): a journal's member may expand so far (a metric that is 1.0 on
+#: every example, a label repeated), as it is read into arrays or streamed; a size declared past it is a lie.
+MAX_DEFLATE_RATIO = 1100
 
 
 def read_limit() -> int:
@@ -89,16 +92,16 @@ class ZipSource:
     def open(self, name: str) -> Iterator[tuple[io.BufferedIOBase, int]]:
         with zipfile.ZipFile(self._path) as archive:
             info = archive.getinfo(self._prefix + name)
-            refuse_absurd(info)
+            refuse_absurd(info, ratio=MAX_DEFLATE_RATIO)
             with archive.open(info) as stream:
                 yield cast(io.BufferedIOBase, stream), info.file_size  # a ZipExtFile, which is one
 
 
-def refuse_absurd(info: zipfile.ZipInfo, path: Path | None = None) -> None:
+def refuse_absurd(info: zipfile.ZipInfo, path: Path | None = None, ratio: float = MAX_ZIP_RATIO) -> None:
     """A zip member that would expand absurdly (a zip bomb) is refused: zipfile never yields more than
     the declared size, so the declared sizes are what to check."""
-    ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size > 2**20 and ratio > MAX_ZIP_RATIO:
+    limit, ratio = ratio, info.file_size / max(info.compress_size, 1)
+    if info.file_size > 2**20 and ratio > limit:
         raise SessionError(
             f"{path or 'zip'}: refused, {info.filename} would expand {ratio:,.0f} times "
             f"(to {info.file_size / 2**20:,.0f} MB); not a session tracked or ClearML wrote"
