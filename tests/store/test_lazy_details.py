@@ -136,3 +136,26 @@ def test_a_zipped_run_whose_scores_compress_far_is_read_not_refused() -> None:
     assert len(frame) == n
     assert frame["acc"].eq(1.0).all()
     assert frame["label"].eq("positive").all()
+
+
+def test_lines_out_of_order_or_at_no_example_keep_each_examples_first_details() -> None:
+    """Lines an edit appended (an example written again, one at a negative index, one past the count):
+    each example keeps the details first written for it, and none lands on another example."""
+    session, examples = _run("edited", 1000)
+    details = session / "tracked" / "0" / "details.jsonl"
+    edits = [
+        '[-3, {"prediction": "moved"}]',
+        '[5, {"prediction": "again"}]',
+        '{"start": 998, "n": 4, "columns": {"prediction": ["w", "x", "y", "z"]}}',
+    ]
+    details.write_text(details.read_text(encoding="utf-8") + "\n".join(edits) + "\n", encoding="utf-8")
+    state_path = session / "tracked" / "0" / "run.json"
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    state["details"]["bytes"] = details.stat().st_size
+    state_path.write_text(json.dumps(state), encoding="utf-8")
+    read = read_session(session)
+    frame = read.examples()
+    assert not read.problems
+    written = [None if pd.isna(v) else v for v in frame["prediction"]]
+    assert written == [None if pd.isna(v) else v for v in examples["prediction"]]
+    assert read.journal is not None and read.journal.first_details(3)[0]["prediction"] == "answer 0 "
