@@ -306,17 +306,17 @@ def read_journal(where: Path | Source, with_data: bool = True) -> Journal:
 
 
 class _Dense:
-    """One ``arange`` shared by every metric scored at each example (their indices are views of it):
-    a run of ten million examples holds 80 MB of indices, not 80 MB per metric."""
+    """One read-only ``arange`` shared by every metric scored at each example, in every journal this process
+    reads (their indices are views of it): two runs of ten million examples hold 80 MB of indices, not
+    80 MB per metric and run."""
 
-    def __init__(self) -> None:
-        self._base = np.arange(0, dtype=np.int64)
+    _base = np.arange(0, dtype=np.int64)
 
     def indices(self, start: int, n: int) -> npt.NDArray[np.int64]:
-        if start + n > len(self._base):
-            self._base = np.arange(start + n, dtype=np.int64)
-            self._base.flags.writeable = False
-        return self._base[start : start + n]
+        if start + n > len(_Dense._base):
+            _Dense._base = np.arange(start + n, dtype=np.int64)
+            _Dense._base.flags.writeable = False
+        return _Dense._base[start : start + n]
 
 
 def _count_on_disk(journal: Journal) -> None:

@@ -57,11 +57,9 @@ def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
     if id_field in first.columns and id_field in second.columns:
         # Integer ids on both sides (as yielded, read back as int64) match as numbers: no text made per example.
         whole = all(frame[id_field].dtype == np.int64 for frame in (first, second))
-        per_id = [
-            _per_id(frame, id_field, cluster, name, notes, details, whole)
-            for frame, name in ((first, "A"), (second, "B"))
-        ]
-        (first, clusters), (second, _) = per_id
+        # One run at a time: each run's examples are let go of as soon as its per-id table is made.
+        first, clusters = _per_id(first, id_field, cluster, "A", notes, details, whole)
+        second, _ = _per_id(second, id_field, cluster, "B", notes, details, whole)
         if not first.index.equals(second.index):  # the same ids in the same order need no aligning (no copy)
             first, second = first.align(second, join="inner", axis=0)
         if clusters is not None:
@@ -95,6 +93,8 @@ def _per_id(
 ) -> tuple[pd.DataFrame, pd.Series[Any] | None]:
     """One row per id: the mean of each metric over the id's samples, and the id's cluster. ``whole``: the
     ids are int64 on both sides, compared as they are (``_id_key`` would make each the same text)."""
+    import pandas as pd
+
     ids = frame[id_field] if whole else frame[id_field].map(_id_key)
     missing = int(ids.isna().sum())
     if missing:
@@ -107,7 +107,7 @@ def _per_id(
         values = values.where(np.isfinite(values))
     keys = ids.to_numpy()
     if whole and (len(keys) < 2 or bool((keys[1:] > keys[:-1]).all())):  # ascending: each id once, no grouping
-        return values.set_axis(keys), _clusters(frame, cluster, keys)
+        return values.set_axis(pd.Index(keys, copy=False)), _clusters(frame, cluster, keys)
     grouped = values.groupby(keys, sort=False)
     counts = grouped.size()
     if len(counts) and counts.max() > 1:
