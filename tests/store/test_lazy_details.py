@@ -158,4 +158,5 @@ def test_lines_out_of_order_or_at_no_example_keep_each_examples_first_details() 
     assert not read.problems
     written = [None if pd.isna(v) else v for v in frame["prediction"]]
     assert written == [None if pd.isna(v) else v for v in examples["prediction"]]
-    assert read.journal is not None and read.journal.first_details(3)[0]["prediction"] == "answer 0 "
+    assert read.journal is not None
+    assert read.journal.first_details(3)[0]["prediction"] == "answer 0 "
