@@ -242,6 +242,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         if args.command == "compare" and args.paired and len(args.runs) > 2:
             command.error(f"compare --paired compares exactly two runs, {len(args.runs)} given")
         sessions = load_runs(args.runs, problems, events=args.command != "merge")  # merge needs journals only
+        said = [(session, len(session.problems)) for session in sessions]
         if args.command in ("compare", "report") and not args.include_superseded:
             sessions = current(sessions, problems)
         if args.command == "show" and args.format == "json":
@@ -274,6 +275,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
 
             write_report(sessions, labels(sessions), args.output)
             print(f"report: {args.output.resolve()}", file=out)
+        for session, before in said:  # what a command found reading details it asked for (an unreadable line)
+            for problem in session.problems[before:]:
+                problems.add(f"{session.path}: {problem}; showing what could be read")
     except SessionError as exc:
         problems.add(str(exc))
     except BrokenPipeError:

@@ -110,7 +110,7 @@ def _journal_examples(session: Session, shown: int = 3) -> list[str]:
     journal = session.journal
     if journal is None or not journal.count:
         return []
-    details = dict(journal.details[:shown])
+    details = journal.first_details(shown)  # a few lines of the details file, however big
     lines = []
     for index in range(min(shown, journal.count)):
         scores = []

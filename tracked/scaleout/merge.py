@@ -148,13 +148,13 @@ def _shard(given: EvalResult | Session | str | Path, number: int) -> Shard:
         what = "still running" if journal.status == "running" else "interrupted (its process died; resume=True ends it)"
         raise MergeError(f"{session.path}: shard {index}/{count} is {what}; merge shards once each has ended")
     series = {name: (indices.astype(np.int64), values) for name, (indices, values) in journal.series.items()}
-    details: dict[str, npt.NDArray[Any]] = {}
-    for position, fields in journal.details:
-        for field_name, text in fields.items():
-            if field_name not in details:
-                details[field_name] = np.full(journal.count, None, dtype=object)
-            if position < journal.count:
-                details[field_name][position] = text
+    import pandas as pd
+
+    said = len(journal.problems)
+    details: dict[str, npt.NDArray[Any]] = journal.detail_columns()  # streamed into columns, never a dict each
+    session.problems.extend(f"journal: {problem}" for problem in journal.problems[said:])
+    for column in details.values():
+        column[pd.isna(column)] = None  # an example without the detail: None, as a run holds it
     part = Part(
         index=index, count=journal.count, duration=float(journal.state.get("duration", 0.0)), status=journal.status,
         error=journal.state.get("error"), series=series, details=details,

@@ -159,12 +159,17 @@ def noncentrality(df: float, alpha: float = ALPHA, power: float = POWER) -> floa
 def _scaled(*arrays: FloatArray) -> tuple[list[FloatArray], float]:
     """The arrays in units of a power of two when their values are so large that differences or squares
     would overflow (as ``intervals`` does), and that unit; exact, so results equal plain arithmetic's."""
-    top = max((float(np.abs(x).max()) for x in arrays if x.size), default=0.0)
+    top = max((_largest(x) for x in arrays if x.size), default=0.0)
     exponent = math.frexp(top)[1]
     if exponent <= 400:
         return list(arrays), 1.0
     unit = math.ldexp(1.0, min(exponent, 1023))
     return [x / unit for x in arrays], unit
+
+
+def _largest(x: FloatArray) -> float:
+    """``abs(x).max()`` without an array of absolute values (finite, non-empty ``x``)."""
+    return max(abs(float(x.max())), abs(float(x.min())))
 
 
 def negligible(spread: float, scale: float) -> bool:
@@ -200,7 +205,8 @@ def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayL
     if xa.shape != xb.shape:
         raise ValueError(f"metric {metric!r}: run A has {xa.size} values, run B {xb.size}")
     both = np.isfinite(xa) & np.isfinite(xb)
-    xa, xb = xa[both], xb[both]
+    if not both.all():  # else no copy: ten million pairs are 160 MB a copy
+        xa, xb = xa[both], xb[both]
     codes = None if clusters is None else cluster_codes(np.asarray(clusters, dtype=object)[both])
     (ya, yb), unit = _scaled(xa, xb)
     d = yb - ya
@@ -211,14 +217,18 @@ def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayL
     if n == 0:
         return Paired(metric, _NAN, _NAN, _NAN, _NAN, _NAN, 0, *flips, _NAN, "", "no example scored by both runs")
     diff = float(d.mean())
-    deviations = d - diff
+    differs, spread = bool(np.any(d)), _NAN
     if codes is None:
-        stderr = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else _NAN
+        if n > 1:  # d.std(ddof=1), computed as numpy does, in place: no second array of n differences
+            np.subtract(d, diff, out=d)
+            np.multiply(d, d, out=d)
+            spread = math.sqrt(float(d.sum()) / (n - 1))
+        stderr = spread / math.sqrt(n) if n > 1 else _NAN
         df, test = float(n - 1), "t"
     else:
-        stderr, groups = clustered_stderr(deviations, codes)
+        stderr, groups = clustered_stderr(d - diff, codes)
         df, test = float(groups - 1), f"t, CR1 over {groups} clusters"
-    scale = max(float(np.abs(ya).max()), float(np.abs(yb).max()))
+    scale = max(_largest(ya), _largest(yb))
     if negligible(stderr, scale):
         stderr = 0.0
     note = ""
@@ -226,7 +236,7 @@ def paired(metric: str, a: npt.ArrayLike, b: npt.ArrayLike, clusters: npt.ArrayL
         note = "one example: no error bar"
     elif codes is not None and df < 1:
         note = "one cluster: no error bar"
-    elif not np.any(d):
+    elif not differs:
         note = "identical on every example"
     elif stderr == 0.0 and codes is not None and np.ptp(d) > 1e-12 * scale:
         note = "the clusters' mean differences are all equal: no spread between clusters to test"

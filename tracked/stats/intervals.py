@@ -49,7 +49,9 @@ def t_quantile(df: float, q: float = 0.975) -> float:
 def is_proportion(values: npt.ArrayLike) -> bool:
     """Whether every finite value is 0 or 1 (and there is one): a per-example success such as accuracy."""
     x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
+    finite = np.isfinite(x)
+    if not finite.all():  # else no copy: a paired comparison of ten million examples holds enough
+        x = x[finite]
     return bool(x.size) and _all_01(x, float(x.min()), float(x.max()))
 
 

@@ -30,7 +30,7 @@ def extend_crcs(crcs: list[int], size: int, data: bytes) -> list[int]:
     return crcs
 
 
-def damaged_blocks(data: bytes, crcs: object, size: int, covered: object) -> list[int]:
+def damaged_blocks(data: bytes | memoryview, crcs: object, size: int, covered: object) -> list[int]:
     """The blocks of a file's first ``size`` items (``data``, as read) whose CRC is not the one recorded for
     the ``covered`` items it was computed over. A block is checked only where both agree on its extent (a
     last block the record's size cuts short is not); none when no CRCs were recorded (an older journal)."""

@@ -24,12 +24,14 @@ Plain binary and JSON only: nothing here is ever unpickled.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
 import re
 import stat
 import time
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,11 +40,12 @@ import numpy as np
 import numpy.typing as npt
 
 from .checksums import CRC_BLOCK, damaged_blocks, disagreement
+from .journal_details import DETAILS as DETAILS
+from .journal_details import DetailsFile
 
 FORMAT = 1
 FOLDER = "tracked"
 STATE = "run.json"
-DETAILS = "details.jsonl"
 #: Details longer than ``_run.LONG_DETAIL``, whole, one ``[index, field, text]`` per line, written as they come.
 LONG_DETAILS = "long-details.jsonl"
 MAX_STATE_BYTES = 16 * 2**20
@@ -129,29 +132,40 @@ class Source(Protocol):
     #: The folder itself (a writer may be alive there); None for a copy (a zip): no writer can be.
     folder: Path | None
 
-    def read(self, name: str, limit: int = -1) -> bytes: ...  # at most limit bytes; OSError/KeyError if missing
+    def open(self, name: str) -> contextlib.AbstractContextManager[tuple[io.BufferedIOBase, int]]:
+        """The file as a stream and its size; OSError/KeyError if missing, refused (ValueError) if hostile."""
+        ...
 
 
 @dataclass
 class FolderSource:
     folder: Path | None
 
-    def read(self, name: str, limit: int = -1) -> bytes:
+    @contextlib.contextmanager
+    def open(self, name: str) -> Iterator[tuple[io.BufferedIOBase, int]]:
         assert self.folder is not None
-        return read_regular(self.folder / name, limit)
+        with open_regular(self.folder / name) as stream:
+            yield stream, os.fstat(stream.fileno()).st_size
 
 
-def read_regular(path: Path, limit: int = -1) -> bytes:
-    """At most ``limit`` bytes of a regular file; a symlink, FIFO, device or folder in its place is refused
+def read(source: Source, name: str, limit: int = -1) -> bytes:
+    """At most ``limit`` bytes of one of the journal's files."""
+    with source.open(name) as (stream, _):
+        return stream.read(limit)
+
+
+def open_regular(path: Path) -> io.BufferedIOBase:
+    """A regular file opened for reading; a symlink, FIFO, device or folder in its place is refused
     (OSError), never followed or waited on: a session is a folder anyone can edit or send."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(f"{path.name}: not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            return file.read(limit)
-    finally:
+        stream: io.BufferedIOBase = os.fdopen(fd, "rb")
+        return stream
+    except BaseException:
         os.close(fd)
+        raise
 
 
 #: The names the journal's writer gives a metric's files (``m0``, ``m1`` ...); any other is refused.
@@ -167,9 +181,9 @@ class Journal:
     live: bool = False
     #: metric -> (example indices, values), committed part only.
     series: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(default_factory=dict)
-    #: (example index, field -> text), in example order.
-    details: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: Where the details are: read when asked, as far as asked (``first``, ``columns``, ``rows``).
+    detail_file: DetailsFile | None = None
     #: Set when run.json claimed a count its files do not hold (the examples on disk are counted instead).
     recounted: str | None = None
 
@@ -184,6 +198,21 @@ class Journal:
         if status == RUNNING and not self.live:
             return INTERRUPTED
         return status
+
+    @property
+    def details(self) -> list[tuple[int, dict[str, str]]]:
+        """Every example's details, (index, field -> text) in file order: read whole, each time (``resume``)."""
+        return [] if self.detail_file is None else self.detail_file.rows(self.count)
+
+    def first_details(self, shown: int) -> dict[int, dict[str, str]]:
+        """The details of the first ``shown`` examples, reading no further than they are."""
+        return {} if self.detail_file is None else self.detail_file.first(shown, self.count)
+
+    def detail_columns(
+        self, fields: Collection[str] | None = None, kinds: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """field -> one value per example, streamed from the file (``DetailsFile.columns``)."""
+        return {} if self.detail_file is None else self.detail_file.columns(self.count, fields, kinds)
 
     def means(self) -> dict[str, float]:
         """Each metric's mean over the finite values of the examples recorded (NaN when it has none)."""
@@ -200,35 +229,47 @@ def _read_array(
 ) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
     """The file's first ``size`` items, and which of them are sound (False in a block whose CRC is wrong).
 
+    Read straight into the array, as far as the file goes (a ``size`` that run.json claims past its file
+    allocates nothing for it): memory is what the run holds, once.
     ``crcs``: {"crc": [CRC-32 per block], "items": how many items they were computed over}, or None."""
-    if not size:
-        return np.empty(0, dtype=dtype), np.ones(0, dtype=bool)
-    try:
-        data = source.read(name, size * np.dtype(dtype).itemsize)
-    except (OSError, KeyError, ValueError) as exc:
-        problems.append(f"{name}: unreadable ({exc})")
-        return np.empty(0, dtype=dtype), np.ones(0, dtype=bool)
     width = np.dtype(dtype).itemsize
-    have = min(size, len(data) // width)
+    if not size:
+        return np.empty(0, dtype=dtype[1:]), np.ones(0, dtype=bool)
+    try:
+        with source.open(name) as (stream, on_disk):
+            out = np.empty(min(size, on_disk // width), dtype=dtype[1:])
+            view, got = out.data.cast("B"), 0
+            while got < len(view):
+                read = stream.readinto(view[got:])
+                if not read:
+                    break
+                got += read
+    except (OSError, KeyError, ValueError, MemoryError) as exc:  # MemoryError: a size no machine holds (an edit)
+        problems.append(f"{name}: unreadable ({type(exc).__name__}: {exc})")
+        return np.empty(0, dtype=dtype[1:]), np.ones(0, dtype=bool)
+    have = got // width
+    out = out[:have]
     if have < size:
         problems.append(f"{name}: {have} of {size} values on disk")
     sound = np.ones(have, dtype=bool)
     record = crcs if isinstance(crcs, dict) else {}
-    for block in damaged_blocks(data, record.get("crc"), size, record.get("items")):
+    for block in damaged_blocks(view[: have * width], record.get("crc"), size, record.get("items")):
         first = block * CRC_BLOCK
         last = min(first + CRC_BLOCK, size)
         sound[first:last] = False
         problems.append(f"{name}: damaged (checksum) at items {first:,}-{last - 1:,}; those values are left out")
-    return np.frombuffer(data, dtype=dtype, count=have).astype(dtype[1:], copy=True), sound
+    if np.dtype(dtype) != out.dtype:  # a big-endian machine: the journal's files are little-endian
+        out = out.view(np.dtype(dtype)).astype(dtype[1:])
+    return out, sound
 
 
-def read_journal(where: Path | Source, with_data: bool = True, limit: int | None = None) -> Journal:
+def read_journal(where: Path | Source, with_data: bool = True) -> Journal:
     """The journal in a folder (or other source); raises OSError / KeyError / ValueError when there is none.
 
-    ``limit`` caps the bytes read from any one file (``tracked show`` on a hostile or huge session).
-    """
+    Its metrics are read whole (as far as their files go: a healthy run of any size is read); its details
+    only when asked, as far as asked (``Journal.first_details``, ``detail_columns``)."""
     source = FolderSource(where) if isinstance(where, Path) else where
-    state = json.loads(source.read(STATE, MAX_STATE_BYTES).decode("utf-8"))
+    state = json.loads(read(source, STATE, MAX_STATE_BYTES).decode("utf-8"))
     if not isinstance(state, dict):
         raise ValueError(f"{STATE}: not a run record")
     folder = source.folder
@@ -240,9 +281,10 @@ def read_journal(where: Path | Source, with_data: bool = True, limit: int | None
     if not isinstance(series, dict):
         journal.problems.append(f"{STATE}: its metrics are not a mapping; none is read")
         series = {}
+    dense = _Dense()
     for name, entry in series.items():
         try:
-            _read_series(source, journal, str(name), entry, limit)
+            _read_series(source, journal, str(name), entry, dense)
         except (TypeError, ValueError, OverflowError, AttributeError, KeyError) as exc:  # an edited run.json
             journal.problems.append(
                 f"{STATE}: metric {str(name)[:80]!r} is not readable ({type(exc).__name__}); left out"
@@ -252,33 +294,29 @@ def read_journal(where: Path | Source, with_data: bool = True, limit: int | None
     if type(committed) is not int or committed < 0:  # an edited run.json: no size to trust
         journal.problems.append(f"{STATE}: the details' size is not a count; none is read")
         committed = 0
-    if limit is not None and committed > limit:
-        journal.problems.append(f"{DETAILS}: only its first {limit // 2**20} MB read")
-        committed = limit
     if committed:
-        try:
-            text = source.read(DETAILS, committed).decode("utf-8", errors="replace")
+        try:  # opened now (a FIFO, a link, a zip bomb in its place is said at once), read when asked
+            with source.open(DETAILS):
+                pass
+            journal.detail_file = DetailsFile(source, committed, journal.problems)
         except (OSError, KeyError, ValueError) as exc:  # ValueError: refused (a zip member expanding absurdly)
             journal.problems.append(f"{DETAILS}: unreadable ({exc})")
-            text = ""
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-                if isinstance(entry, dict):  # a batch: {"start", "n", "columns": {field: [text or null]}}
-                    start, n, columns = int(entry["start"]), int(entry["n"]), dict(entry["columns"])
-                    if start < 0 or n < 0 or any(not isinstance(v, list) or len(v) < n for v in columns.values()):
-                        raise ValueError("a batch line whose start, size or columns do not agree")
-                    for j in range(n):
-                        fields = {str(k): str(v[j]) for k, v in columns.items() if v[j] is not None}
-                        if fields:
-                            journal.details.append((start + j, fields))
-                    continue
-                index, fields = entry
-                journal.details.append((int(index), {str(k): str(v) for k, v in fields.items()}))
-            except (ValueError, TypeError, AttributeError, KeyError, IndexError):
-                journal.problems.append(f"{DETAILS}: an unreadable line")
     _count_on_disk(journal)
     return journal
+
+
+class _Dense:
+    """One read-only ``arange`` shared by every metric scored at each example, in every journal this process
+    reads (their indices are views of it): two runs of ten million examples hold 80 MB of indices, not
+    80 MB per metric and run."""
+
+    _base = np.arange(0, dtype=np.int64)
+
+    def indices(self, start: int, n: int) -> npt.NDArray[np.int64]:
+        if start + n > len(_Dense._base):
+            _Dense._base = np.arange(start + n, dtype=np.int64)
+            _Dense._base.flags.writeable = False
+        return _Dense._base[start : start + n]
 
 
 def _count_on_disk(journal: Journal) -> None:
@@ -296,9 +334,10 @@ def _count_on_disk(journal: Journal) -> None:
         journal.problems.append(f"{STATE}: its duration {str(state.get('duration'))[:40]!r} is no time; 0 s shown")
         state["duration"] = 0.0
     ends = [int(indices.max()) + 1 for indices, _ in journal.series.values() if len(indices)]
-    ends += [index + 1 for index, _ in journal.details]
     held = max(ends, default=0)
     data_elsewhere = bool(state.get("data"))  # a completed run whose examples went to the server
+    if not (0 <= claimed <= held or data_elsewhere) and journal.detail_file is not None:
+        held = max(held, journal.detail_file.end())  # the details may hold examples no metric scored
     count = claimed if claimed >= 0 and (claimed <= held or data_elsewhere) else held
     if count != claimed:
         journal.recounted = f"{STATE} says {state.get('count')!r} examples, its files hold {held:,}: counted {held:,}"
@@ -308,10 +347,9 @@ def _count_on_disk(journal: Journal) -> None:
         if not keep.all():  # never written so (a run records whole examples): moved by an edit
             journal.problems.append(f"{name}: {int((~keep).sum()):,} values at no example of the run's; left out")
             journal.series[name] = (indices[keep], values[keep])
-    journal.details = [(index, fields) for index, fields in journal.details if 0 <= index < count]
 
 
-def _read_series(source: Source, journal: Journal, name: str, entry: Any, limit: int | None) -> None:
+def _read_series(source: Source, journal: Journal, name: str, entry: Any, dense_indices: _Dense) -> None:
     """One metric's values and indices, as its ``run.json`` entry describes them (checked: anyone can edit it)."""
     if not _SERIES_FILE.fullmatch(str(entry.get("file"))):  # ``../../x`` or an absolute path: outside the run
         journal.problems.append(
@@ -326,12 +364,9 @@ def _read_series(source: Source, journal: Journal, name: str, entry: Any, limit:
     if edited:  # its values would be read as other examples' (resume would continue over them)
         journal.problems.append(f"{STATE}: metric {str(name)[:80]!r}: {edited}; left out")
         return
-    if limit is not None and size * 8 > limit:
-        journal.problems.append(f"{entry['file']}: only its first {limit // 2**20} MB read")
-        size = limit // 8
     values, sound = _read_array(source, f"{entry['file']}.values", "<f8", size, journal.problems, crcs.get("values"))
     if dense is not None:
-        indices = np.arange(dense, dense + len(values), dtype=np.int64)
+        indices = dense_indices.indices(dense, len(values)) if dense >= 0 else np.arange(dense, dense + len(values))
         sound_index = np.ones(len(indices), dtype=bool)
     else:
         indices, sound_index = _read_array(
@@ -339,7 +374,7 @@ def _read_series(source: Source, journal: Journal, name: str, entry: Any, limit:
         )
     n = min(len(values), len(indices))
     keep = sound[:n] & sound_index[:n]
-    journal.series[name] = (indices[:n][keep], values[:n][keep])
+    journal.series[name] = (indices[:n], values[:n]) if keep.all() else (indices[:n][keep], values[:n][keep])
 
 
 def new_state(**identity: Any) -> dict[str, Any]:

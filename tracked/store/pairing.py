@@ -44,21 +44,24 @@ def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
     Examples without an id are left out (they cannot be matched); several samples of one id (sampling at a
     temperature, epochs) are averaged per id (Miller, section 4). Each is said in ``notes``.
     """
-    first, second = a.examples(), b.examples()
+    cluster = cluster_field(a) or cluster_field(b)
+    wanted = {id_field} if cluster is None else {id_field, cluster}  # the ids, never the texts: --paired reads few
+    first, second = a.examples(details=wanted), b.examples(details=wanted)
     details = {*first.attrs.get("details", ()), *second.attrs.get("details", ())}  # a float detail is no metric
     for session, frame in ((a, first), (b, second)):
         if frame.empty:
             why = "the run recorded no example" if session.journal is not None else "only runs with a journal have them"
             raise SessionError(f"{session.path}: no per-example scores to pair ({why})")
     notes: list[str] = []
-    cluster = cluster_field(a) or cluster_field(b)
     clusters = None
     if id_field in first.columns and id_field in second.columns:
-        per_id = [
-            _per_id(frame, id_field, cluster, name, notes, details) for frame, name in ((first, "A"), (second, "B"))
-        ]
-        (first, clusters), (second, _) = per_id
-        first, second = first.align(second, join="inner", axis=0)
+        # Integer ids on both sides (as yielded, read back as int64) match as numbers: no text made per example.
+        whole = all(frame[id_field].dtype == np.int64 for frame in (first, second))
+        # One run at a time: each run's examples are let go of as soon as its per-id table is made.
+        first, clusters = _per_id(first, id_field, cluster, "A", notes, details, whole)
+        second, _ = _per_id(second, id_field, cluster, "B", notes, details, whole)
+        if not first.index.equals(second.index):  # the same ids in the same order need no aligning (no copy)
+            first, second = first.align(second, join="inner", axis=0)
         if clusters is not None:
             clusters = clusters.reindex(first.index)
     elif len(first) != len(second):
@@ -80,19 +83,32 @@ def pair(a: Session, b: Session, id_field: str = "id") -> Pairing:
 
 
 def _per_id(
-    frame: pd.DataFrame, id_field: str, cluster: str | None, name: str, notes: list[str], details: set[str]
+    frame: pd.DataFrame,
+    id_field: str,
+    cluster: str | None,
+    name: str,
+    notes: list[str],
+    details: set[str],
+    whole: bool = False,
 ) -> tuple[pd.DataFrame, pd.Series[Any] | None]:
-    """One row per id: the mean of each metric over the id's samples, and the id's cluster."""
-    ids = frame[id_field].map(_id_key)
+    """One row per id: the mean of each metric over the id's samples, and the id's cluster. ``whole``: the
+    ids are int64 on both sides, compared as they are (``_id_key`` would make each the same text)."""
+    import pandas as pd
+
+    ids = frame[id_field] if whole else frame[id_field].map(_id_key)
     missing = int(ids.isna().sum())
     if missing:
         notes.append(f"{name}: {missing} example{'s' if missing != 1 else ''} without {id_field!r} left out")
-    keep = ids.notna()
-    frame, ids = frame[keep], ids[keep]
+        keep = ids.notna()
+        frame, ids = frame[keep], ids[keep]
     metrics = [c for c in frame.columns if c != id_field and c not in details and frame[c].dtype.kind == "f"]
-    # ±inf is left out of a per-id mean, as it is of a run's mean.
-    values = frame[metrics].where(np.isfinite(frame[metrics]))
-    grouped = values.groupby(ids.to_numpy(), sort=False)
+    values = frame[metrics]
+    if not all(np.isfinite(values[m].to_numpy()).all() for m in metrics):  # ±inf is left out of a per-id mean
+        values = values.where(np.isfinite(values))
+    keys = ids.to_numpy()
+    if whole and (len(keys) < 2 or bool((keys[1:] > keys[:-1]).all())):  # ascending: each id once, no grouping
+        return values.set_axis(pd.Index(keys, copy=False)), _clusters(frame, cluster, keys)
+    grouped = values.groupby(keys, sort=False)
     counts = grouped.size()
     if len(counts) and counts.max() > 1:
         repeated = int((counts > 1).sum())
@@ -102,11 +118,15 @@ def _per_id(
         )
         means = grouped.mean()
     else:
-        means = values.set_axis(ids.to_numpy())
-    clusters = None
-    if cluster is not None and cluster in frame.columns:
-        clusters = frame[cluster].groupby(ids.to_numpy(), sort=False).first()
-    return means, clusters
+        means = values.set_axis(keys)
+    return means, _clusters(frame, cluster, keys)
+
+
+def _clusters(frame: pd.DataFrame, cluster: str | None, keys: Any) -> pd.Series[Any] | None:
+    """Each id's cluster (its first example's), when the runs were clustered."""
+    if cluster is None or cluster not in frame.columns:
+        return None
+    return frame[cluster].groupby(keys, sort=False).first()
 
 
 def _id_key(value: Any) -> Any:

@@ -164,6 +164,7 @@ def prepare(
     fresh = f"cannot resume {name} at example {done} ({folder})"
     try:
         data = journal.read_journal(folder)
+        rows = data.details  # read whole here: an unreadable line is one of the problems that stop a resume
     except Exception as exc:  # noqa: BLE001 - any damage to a file anyone can edit: a fresh run, never none
         journal.release(claim)
         warn(f"{fresh}: its journal is unreadable ({type(exc).__name__}: {exc}); starting a fresh run")
@@ -196,7 +197,7 @@ def prepare(
             series={
                 name: (i[i < done], v[i < done]) for name, (i, v) in data.series.items()
             },  # what run.json vouches for
-            details=[d for d in data.details if d[0] < done],
+            details=[d for d in rows if d[0] < done],
             skipped=skipped,
             claim=claim,
             matched=_matched(settings, name, call),

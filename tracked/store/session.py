@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import math
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..common.errors import SessionError
-from .session_files import MAX_LINE_BYTES, ZipSource, events, open_files, read_limit
+from .session_files import MAX_LINE_BYTES, ZipSource, events, open_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,9 +113,12 @@ class Session:
         """Examples recorded so far (all of them once the run ended), when tracked wrote a journal."""
         return None if self.journal is None else self.journal.count
 
-    def examples(self) -> pd.DataFrame:
+    def examples(self, details: Collection[str] | None = None) -> pd.DataFrame:
         """The examples recorded in the journal (scores and details), one row per example; without a journal,
-        the examples artifact (parquet, feather or csv.gz; never a pickle); else empty."""
+        the examples artifact (parquet, feather or csv.gz; never a pickle); else empty.
+
+        ``details``: the detail fields to read (all when None): ``--paired`` reads the ids alone, not the texts.
+        The details file is streamed into columns, so memory follows the columns kept, not the file."""
         import numpy as np
         import pandas as pd
 
@@ -131,30 +134,28 @@ class Session:
         count = journal.count
         columns: dict[str, Any] = {}
         for name, (indices, values) in journal.series.items():
-            column = np.full(count, np.nan)
-            keep = indices < count
-            column[indices[keep]] = values[keep]
+            if len(indices) == count and (not count or (indices[0] == 0 and (indices[1:] > indices[:-1]).all())):
+                column = values  # every example scored, once each, in order: the column is the values, no copy
+            else:
+                column = np.full(count, np.nan)
+                keep = indices < count
+                column[indices[keep]] = values[keep]
             columns[encodable(name)] = column
-        frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(count, name="index"))
-        first: dict[int, dict[str, str]] = {}  # a hostile journal may repeat an example: its first details count
-        for i, d in journal.details:
-            if 0 <= i < count:
-                first.setdefault(i, d)
-        details = list(first.items())
-        if details:
-            records = [d for _, d in details]
-            try:
-                extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
-            except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped
-                records = [{encodable(k): encodable(v) for k, v in d.items()} for d in records]
-                extra = pd.DataFrame.from_records(records, index=[i for i, _ in details])
-            extra = extra.reindex(range(count))
-            kinds = detail_types(journal.state)
+        frame: pd.DataFrame = pd.DataFrame(columns, index=pd.RangeIndex(count, name="index"), copy=False)
+        said = len(journal.problems)
+        kinds = detail_types(journal.state)
+        texts = journal.detail_columns(details, kinds)  # int and float details come back parsed
+        self.problems.extend(f"journal: {problem}" for problem in journal.problems[said:])
+        if texts:
             labels = frame.attrs["details"] = []  # which columns are details, however numeric (``tracked.merge``)
-            for name in extra.columns:
-                column = typed_column(extra[name].to_numpy(), kinds.get(name))
+            for name, column in texts.items():
+                typed = typed_column(column, kinds.get(name)) if column.dtype == object else column
                 label = name if name not in frame.columns else f"{name} (detail)"
-                frame[label] = column
+                try:
+                    frame[label] = typed
+                except UnicodeEncodeError:  # a lone surrogate, which pandas' UTF-8 strings cannot hold: escaped
+                    frame[encodable(label)] = [encodable(t) if isinstance(t, str) else t for t in typed]
+                    label = encodable(label)
                 labels.append(label)
         return frame
 
@@ -208,17 +209,16 @@ def _journal(path: Path, problems: list[str]) -> Journal | None:
     try:
         if path.is_dir():
             if _alone(path):  # a run recorded without ClearML: its journal folder itself
-                return journal.read_journal(path, limit=read_limit())
+                return journal.read_journal(path)
             folder = path / journal.FOLDER / "0"
             if folder.parent.is_symlink() or folder.is_symlink():  # another run's journal, under this one's name
                 problems.append(f"journal: refused, {journal.FOLDER}/0 is a link, not the session's own folder")
                 return None
-            return journal.read_journal(folder, limit=read_limit()) if (folder / journal.STATE).is_file() else None
+            return journal.read_journal(folder) if (folder / journal.STATE).is_file() else None
         with zipfile.ZipFile(path) as archive:
             for name in archive.namelist():
                 if name.endswith(f"{journal.FOLDER}/0/{journal.STATE}"):
-                    source = ZipSource(archive, name[: -len(journal.STATE)])
-                    return journal.read_journal(source, limit=read_limit())
+                    return journal.read_journal(ZipSource(path, name[: -len(journal.STATE)]))
     except SessionError as exc:
         problems.append(f"journal: {exc}")
     except OSError as exc:  # a FIFO, device or link in place of a file: refused, never waited on

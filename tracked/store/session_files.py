@@ -1,14 +1,18 @@
 """A session's files as they are read: from its folder or its zip, line by line, within bounds.
 
-Reading is capped per file (``TRACKED_MAX_READ_MB``) and per line, and a zip
-member that would expand absurdly (a zip bomb) is refused: sessions are
-files anyone can edit, and reading one must never take the machine down.
+ClearML's event files are capped per file (``TRACKED_MAX_READ_MB``) and
+per line, and a zip member that would expand absurdly (a zip bomb) is
+refused: sessions are files anyone can edit, and reading one must never
+take the machine down. The journal's own files are not capped: they are
+read straight into arrays or streamed (``store/journal_details.py``), so a
+healthy run of any size is read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import math
 import os
@@ -16,7 +20,7 @@ import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ..common.errors import SessionError
 
@@ -25,6 +29,9 @@ SESSION_FILES = ("task.json", "metrics.jsonl", "log.jsonl")
 DEFAULT_READ_MB = 256.0
 MAX_LINE_BYTES = 16 * 2**20
 MAX_ZIP_RATIO = 200
+#: Deflate's own limit (about 1,032 to 1): a journal's member may expand so far (a metric that is 1.0 on
+#: every example, a label repeated), as it is read into arrays or streamed; a size declared past it is a lie.
+MAX_DEFLATE_RATIO = 1100
 
 
 def read_limit() -> int:
@@ -73,25 +80,28 @@ def _batches(stream: IO[bytes], filename: str, problems: list[str]) -> Iterator[
 
 
 class ZipSource:
-    """A journal inside a session zip (a copy: no writer can be alive there)."""
+    """A journal inside a session zip (a copy: no writer can be alive there). The zip is opened again for
+    each file read, so its details can be read after the session was (``tracked show``, ``--paired``)."""
 
     folder: Path | None = None
 
-    def __init__(self, archive: zipfile.ZipFile, prefix: str) -> None:
-        self._archive, self._prefix = archive, prefix
+    def __init__(self, path: Path, prefix: str) -> None:
+        self._path, self._prefix = path, prefix
 
-    def read(self, name: str, limit: int = -1) -> bytes:
-        info = self._archive.getinfo(self._prefix + name)
-        refuse_absurd(info)
-        with self._archive.open(info) as stream:
-            return stream.read(limit)
+    @contextlib.contextmanager
+    def open(self, name: str) -> Iterator[tuple[io.BufferedIOBase, int]]:
+        with zipfile.ZipFile(self._path) as archive:
+            info = archive.getinfo(self._prefix + name)
+            refuse_absurd(info, ratio=MAX_DEFLATE_RATIO)
+            with archive.open(info) as stream:
+                yield cast(io.BufferedIOBase, stream), info.file_size  # a ZipExtFile, which is one
 
 
-def refuse_absurd(info: zipfile.ZipInfo, path: Path | None = None) -> None:
+def refuse_absurd(info: zipfile.ZipInfo, path: Path | None = None, ratio: float = MAX_ZIP_RATIO) -> None:
     """A zip member that would expand absurdly (a zip bomb) is refused: zipfile never yields more than
     the declared size, so the declared sizes are what to check."""
-    ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size > 2**20 and ratio > MAX_ZIP_RATIO:
+    limit, ratio = ratio, info.file_size / max(info.compress_size, 1)
+    if info.file_size > 2**20 and ratio > limit:
         raise SessionError(
             f"{path or 'zip'}: refused, {info.filename} would expand {ratio:,.0f} times "
             f"(to {info.file_size / 2**20:,.0f} MB); not a session tracked or ClearML wrote"
