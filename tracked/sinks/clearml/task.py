@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...common.clearml_env import clearml_environ, server_configured, server_unreachable
+from ...common.testing import pause_at
 from ...common.warn import warn
-from .process import FRAMEWORKS, guarded_stdout, process_untouched, restore
+from .process import FRAMEWORKS, guarded_stdout, process_untouched, quiet_dependencies, restore
 
 if TYPE_CHECKING:
     from clearml import Task
@@ -54,8 +55,9 @@ _PARENTS: set[str] = set()
 
 
 def _after_fork_in_child() -> None:
-    global _LOCK
+    global _LOCK, _LAST
     _LOCK = threading.RLock()  # a fork while another thread held it (creating a task) must not deadlock the child
+    _LAST = None  # the thread creating the parent's task is not in the child: nothing to wait for
     _PARENTS.update(_SHARED)
     _SHARED.clear()
 
@@ -126,6 +128,75 @@ class _TaskInit:
             raise self._error
         assert self._task is not None
         return self._task
+
+
+#: The creation started last: the next one waits for it, so that overlapping runs join tasks in the order they began.
+_LAST: threading.Event | None = None
+_ORDER = threading.Lock()
+
+
+class Creation:
+    """``join`` in a thread of its own, begun with the run: the evaluation scores its first examples while
+    ClearML is imported and makes the task (about a second in a fresh process).
+
+    Creations are made in the order runs began (a nested run waits for the outer run's task, and reports into
+    it). A run that ends first gives up on its creation (``abandon``); the task made after all is let go at
+    once, so that no later run joins a task nobody reports into.
+    """
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        global _LAST
+        self._settings, self._name = settings, name
+        self.shared: Shared | None = None
+        self.prefix = ""
+        self.folder: str | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        with _ORDER:
+            before, _LAST = _LAST, self.done
+        threading.Thread(target=self._run, args=(before,), name="tracked-task", daemon=True).start()
+
+    def _run(self, before: threading.Event | None) -> None:
+        if before is not None:
+            before.wait()
+        try:
+            pause_at("create:ClearMLSink")  # a test holds the creation here: the evaluation must not wait for it
+            with quiet_dependencies():
+                from clearml import Task
+
+                self.shared, self.prefix = join(self._settings, self._name)
+                self.folder = self.shared.task.get_offline_mode_folder() if Task.is_offline() else None
+        except BaseException as exc:  # noqa: BLE001 - handed to the run by ``wait``
+            self.error = exc
+        with self._lock:
+            self.done.set()
+            abandoned = self._abandoned
+        if abandoned:
+            self._let_go()
+
+    def wait(self, seconds: float) -> bool:
+        """True once the creation has ended (made the task, or failed: ``error``), waiting at most ``seconds``."""
+        return self.done.wait(seconds) if seconds > 0 else self.done.is_set()
+
+    def abandon(self) -> bool:
+        """The run ended before its task was made: give the task up once it is; False if it was made already."""
+        with self._lock:
+            if self.done.is_set():
+                return False
+            self._abandoned = True
+            return True
+
+    def _let_go(self) -> None:
+        shared = self.shared
+        if shared is None or not leave(shared, self.prefix or self._name) or not shared.created:
+            return
+        with contextlib.suppress(Exception):
+            shared.task.mark_failed(status_reason="the run ended before ClearML had made its task")
+        with contextlib.suppress(Exception):
+            shared.task.close()
+        restore(shared.offline_before, shared.environ_before)
 
 
 def deadline(settings: Settings) -> float:
