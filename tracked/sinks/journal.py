@@ -99,11 +99,7 @@ class JournalSink:
                     state["session"] = str(where.session_dir)
                 except OSError:
                     made.rmdir()
-        self.folder = target
-        try:
-            journal.write_state(target, state)
-        except Exception as exc:  # noqa: BLE001
-            self._warn(run, exc)
+        self.folder = target  # the task and the session are written with the next flush's state
         if self._pointed and target != folder:  # ``resume`` must find it where it is now
             self._pointed = False
             self._point(run)

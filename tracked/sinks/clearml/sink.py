@@ -128,13 +128,13 @@ class ClearMLSink:
         except Exception as exc:  # noqa: BLE001 - ClearML must never break the evaluation
             self._fail("task creation", exc)
             return None
+        if shared.created and run.settings.reproducible:
+            self._detection = Detection(shared.task)
         return self._made(run, shared, prefix, folder)
 
     def _made(self, run: RunView, shared: Shared, prefix: str, folder: str | None) -> Where:
         self.shared, self.prefix, self.task = shared, prefix, shared.task
         task = shared.task
-        if shared.created and run.settings.reproducible:
-            self._detection = Detection(task)
         if folder is not None:
             self.session_dir = Path(folder)
             self._offline = OfflineScalars(self.session_dir, str(task.id), self.progress_title)
@@ -168,6 +168,7 @@ class ClearMLSink:
             self._backlog = []
             self._fail("task creation", error)
             return Where(problems=tuple(self.problems))
+        self._detection = creation.detection
         return self._made(run, creation.shared, creation.prefix, creation.folder)
 
     def name(self, metric: str) -> str:

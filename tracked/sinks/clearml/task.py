@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from clearml import Task
 
     from ...common.options import Settings
+    from .repository import Detection
 
 #: The end of a run waits for the server at most this many ``server_timeout``s (at least 10 s).
 SERVER_WAITS = 6
@@ -150,6 +151,8 @@ class Creation:
         self.shared: Shared | None = None
         self.prefix = ""
         self.folder: str | None = None
+        #: The script section's detection, begun as soon as the task is made (``reproducible``).
+        self.detection: Detection | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
         self._lock = threading.Lock()
@@ -166,8 +169,12 @@ class Creation:
             with quiet_dependencies():
                 from clearml import Task
 
-                self.shared, self.prefix = join(self._settings, self._name)
-                self.folder = self.shared.task.get_offline_mode_folder() if Task.is_offline() else None
+                self.shared, self.prefix = shared, _ = join(self._settings, self._name)
+                self.folder = shared.task.get_offline_mode_folder() if Task.is_offline() else None
+                if shared.created and self._settings.reproducible:  # at once: it runs while the evaluation goes
+                    from .repository import Detection
+
+                    self.detection = Detection(shared.task)
         except BaseException as exc:  # noqa: BLE001 - handed to the run by ``wait``
             self.error = exc
         with self._lock:
