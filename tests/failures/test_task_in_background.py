@@ -128,7 +128,8 @@ def test_a_run_ended_while_its_task_is_made_is_readable_and_resumable(
     tmp_path: Path, clearml_cache: Path, how: signal.Signals
 ) -> None:
     """The process ended (SIGTERM, SIGKILL) while ClearML's task creation is held: the journal holds the examples
-    scored so far (SIGTERM: the run saved locally as stopped), ``resume=True`` continues it to 40."""
+    scored so far (SIGTERM: the run's end waits for the task until the creation's deadline, then saves it locally
+    as stopped), ``resume=True`` continues it to 40."""
     child = _start(tmp_path, "hold")
     assert child.stdout is not None
     wait_until(lambda: "JOURNAL" in child.stdout.readline(), what="the journal to hold five examples")  # type: ignore[union-attr]

@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from ...recording.sink import RunView, Update
 
 
-#: Seconds a run stopped by a signal, an interrupt or the exit waits for a task still being made.
-STOPPING_WAIT_S = 2.0
+#: Seconds a run ended by the exit hook or a signal's handler waits for a task still being made.
+HALTED_WAIT_S = 4.0
 
 #: Sections of a task that are not an evaluation's: its script's arguments, ClearML's own, the properties.
 _HOST_SECTIONS = frozenset(("Args", "General", "properties", "Hydra", "TF_DEFINE"))
@@ -144,16 +144,17 @@ class ClearMLSink:
         """Once the task made in the background is there (or could not be made): what it is, said once.
 
         ``ending``: the run is ending; it waits for the task at most as long as for a server's answer
-        (a run stopped by a signal, an interrupt or the exit: a moment), then goes on without ClearML."""
+        (a run ended by the exit hook or a signal's handler: a few seconds), then goes on without ClearML."""
         creation = self._creation
         if creation is None:
             return None
         if not ending:
             return self._started(run, creation) if creation.wait(0) else None
-        stopping = run.halted or run.status == "stopped"
-        # Not stopping: the creation has a deadline of its own (the server's login, then its task), well
-        # within twice the end's; it says why it failed.
-        if not creation.wait(STOPPING_WAIT_S if stopping else 2 * deadline(run.settings)) and creation.abandon():
+        # The creation has a deadline of its own (the server's login, then its task), well within twice the
+        # end's; it says why it failed. Ended by the exit hook or a signal's handler (``halted``), the process
+        # gives its runs a few seconds in all: the task is waited for only part of them.
+        wait = HALTED_WAIT_S if run.halted else 2 * deadline(run.settings)
+        if not creation.wait(wait) and creation.abandon():
             self._creation, self._backlog = None, []
             self._fail("task creation", TimeoutError("the run ended before ClearML had made its task"))
             return Where(problems=tuple(self.problems))

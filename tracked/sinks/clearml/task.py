@@ -58,13 +58,25 @@ _PARENTS: set[str] = set()
 def _after_fork_in_child() -> None:
     global _LOCK, _LAST
     _LOCK = threading.RLock()  # a fork while another thread held it (creating a task) must not deadlock the child
+    if _LAST is not None and not _LAST.is_set():  # the parent's task was being made: the child must not touch
+        _PARENTS.add("(being made)")  # ClearML (that thread may hold its import's locks), as for a task made
     _LAST = None  # the thread creating the parent's task is not in the child: nothing to wait for
     _PARENTS.update(_SHARED)
     _SHARED.clear()
 
 
+#: Held while a creation imports ClearML and pandas in the background: a fork waits for it, or its child would find
+#: those modules' import locks held for good by a thread it does not have (and hang importing them at its end).
+_IMPORTING = threading.Lock()
+
+
+def _before_fork() -> None:
+    if _IMPORTING.acquire(timeout=60):
+        _IMPORTING.release()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 class _TaskInit:
@@ -147,6 +159,10 @@ class Creation:
 
     def __init__(self, settings: Settings, name: str) -> None:
         global _LAST
+        # ClearML and pandas import concurrent.futures, which refuses to load once the interpreter is shutting
+        # down: a run its exit ends before the task is made still needs them (~10 ms, here rather than then).
+        import concurrent.futures.thread  # noqa: F401
+
         self._settings, self._name = settings, name
         self.shared: Shared | None = None
         self.prefix = ""
@@ -162,6 +178,12 @@ class Creation:
         threading.Thread(target=self._run, args=(before,), name="tracked-task", daemon=True).start()
 
     def _run(self, before: threading.Event | None) -> None:
+        try:
+            with _IMPORTING:
+                import clearml  # noqa: F401
+                import pandas  # noqa: F401
+        except BaseException:  # noqa: BLE001 - said again by ``join`` below
+            pass
         if before is not None:
             before.wait()
         try:
@@ -213,14 +235,14 @@ def deadline(settings: Settings) -> float:
 
 def join(settings: Settings, name: str) -> tuple[Shared, str]:
     """The task this run reports into, and its prefix there ("" for the first run in it)."""
+    if _PARENTS:  # not even importing ClearML: in a fork, its state (and locks, the import's too) are the parent's
+        raise RuntimeError(
+            f"this process was forked while its parent's evaluation reported into task {min(_PARENTS)}; "
+            "a child does not write into its parent's task"
+        )
     from clearml import Task
 
     with _LOCK:
-        if _PARENTS:  # not even asking ClearML: in a fork, its state (and locks) are the parent's
-            raise RuntimeError(
-                f"this process was forked while its parent's evaluation reported into task {min(_PARENTS)}; "
-                "a child does not write into its parent's task"
-            )
         current: Task | None = Task.current_task()
         if current is None:
             shared = _create(settings, name)
