@@ -52,9 +52,14 @@ class _Recording:
         self.updates: list[Update] = []
         self.finished: tuple[Where, EvalResult] | None = None
         self.closed: Where | None = None
+        self.joined_at: list[Where] = []
 
     def start(self, run: RunView, where: Where) -> Where | None:
         self.started = where
+        return None
+
+    def joined(self, run: RunView, where: Where) -> Where | None:
+        self.joined_at.append(where)
         return None
 
     def progress(self, run: RunView, update: Update) -> None:
@@ -69,8 +74,12 @@ class _Recording:
         return None
 
 
-def test_a_sink_is_handed_what_the_sinks_before_it_reported_and_returns_its_own(tmp_path: Path) -> None:
-    """The ClearML sink's task and offline session, the journal's folder, reach a later sink as plain data;
+@pytest.mark.parametrize("background", [False, True], ids=["task-made-at-start", "task-made-in-background"])
+def test_a_sink_is_handed_what_the_sinks_before_it_reported_and_returns_its_own(
+    tmp_path: Path, background: bool
+) -> None:
+    """The ClearML sink's task and offline session, the journal's folder, reach a later sink as plain data
+    (at ``start``; or, when ClearML makes its task in the background, at ``joined``, once it is there);
     what that sink returns reaches the result. Nothing is written into the run or the result by a sink."""
     from tracked.common.call import CallInfo
     from tracked.recording.run import COMPLETED, Run
@@ -80,7 +89,7 @@ def test_a_sink_is_handed_what_the_sinks_before_it_reported_and_returns_its_own(
 
     settings, _ = resolve({"verbose": False, "task_name": "sink protocol"})
     mine = _Recording(tmp_path / "mine")
-    sinks: list[Any] = [ClearMLSink(), JournalSink(), mine]
+    sinks: list[Any] = [ClearMLSink(background), JournalSink(), mine]
     run = Run(settings, "sink protocol", CallInfo(yields=True), sinks)
     run.follower = follow(run)
     for value in (0.25, 0.75):
@@ -88,12 +97,18 @@ def test_a_sink_is_handed_what_the_sinks_before_it_reported_and_returns_its_own(
     result = run.finish(COMPLETED)
 
     assert mine.started is not None
-    assert mine.started.session_dir is not None
-    session = mine.started.session_dir
-    assert mine.started.task_id == result.task_id
+    if background:  # nothing of ClearML's at the start; told once, when the task is there
+        assert (mine.started.task_id, mine.started.session_dir) == (None, None)
+        (told,) = mine.joined_at
+    else:
+        (told,) = (mine.started,)
+        assert not mine.joined_at
+    assert told.session_dir is not None
+    session = told.session_dir
+    assert told.task_id == result.task_id
     assert session == result.session_dir
-    assert mine.started.journal_dir is not None
-    assert mine.started.journal_dir.parent.parent == session
+    assert told.journal_dir is not None
+    assert told.journal_dir.parent.parent == session
     assert mine.updates
     assert mine.updates[-1].final
     assert mine.updates[-1].count == 2

@@ -71,7 +71,8 @@ def _begin(
             from .sinks.defaults import Opening
 
             name, call = _name(wrapped, settings), describe_call(wrapped, args, kwargs, settings, yields)
-            opening = Opening(settings, name, call, terminal=False) if shared.rank == 0 else None
+            # ClearML's task is made in the call (not in the background): the other ranks score meanwhile.
+            opening = Opening(settings, name, call, terminal=False, background=False) if shared.rank == 0 else None
             # This rank's run first: a signal or the exit from here on ends it and records its part. Then rank 0's
             # global run starts, with its sinks: ClearML's task is made while the other ranks score.
             part = RankRun(settings, name, call, shared, opening)

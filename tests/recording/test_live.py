@@ -321,6 +321,11 @@ SERVER_RUN = """
     @tracked_eval(flush_interval=0.3, server_timeout=5)
     def evaluate(dataset):
         for i in dataset:
+            if i == 0:  # ClearML makes the task while the first examples are scored: from then on, 30 more
+                from clearml import Task
+
+                while Task.current_task() is None:
+                    time.sleep(0.01)
             time.sleep(0.05)
             if i == 30:
                 marker.touch()
@@ -342,7 +347,8 @@ def progress_batches(server: StandInServer) -> list[Any]:
 
 
 def test_chart_streams_to_the_server_while_the_run_goes(tmp_path: Path, children: list[Child]) -> None:
-    """With a server, Training Progress points arrive while the run goes; each iteration once; the task completes."""
+    """With a server, Training Progress points arrive while the run goes (once ClearML has made the task, which
+    the evaluation waits for here); each iteration once; the task completes."""
     marker = tmp_path / "marker"
     with StandInServer() as server:
         child = Child(tmp_path, "online", SERVER_RUN, str(marker), env=server.env())

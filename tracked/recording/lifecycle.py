@@ -199,12 +199,12 @@ def signals_held() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in saved.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         with _lock:
-            last = not _open_runs
-        if last:  # the run just written was the last: tracked's own handler goes too
-            _uninstall()
+            idle = not _open_runs
+        for signum, handler in saved.items():
+            if handler is None or (handler is _on_signal and idle):  # no run left to save: the default again
+                handler = signal.SIG_DFL
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(signum, handler)
         for signum in received:  # now that the run is saved, what the signal meant happens
             os.kill(os.getpid(), signum)

@@ -189,6 +189,8 @@ class Live:
             self._report(1, f"the last flush is stuck (a disk or server not answering for {STUCK_S:g} s)")
             return
         try:
+            if not final:  # at the end, the run has caught up already (``Run.seal``)
+                self.run.catch_up()
             self.gather(final)
             update = self.take(final)
             for sink in self.sinks:

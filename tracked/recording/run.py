@@ -12,6 +12,7 @@ recorded to the sinks; the final metrics, statistics and every sink's
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -78,6 +79,7 @@ class Run(Recorder):
         if earlier is not None:
             self._continue(earlier)
         self.follower: Follower | None = None
+        self._catching = threading.Lock()
         for sink in sinks:
             pause_at(f"start:{type(sink).__name__}")
             try:
@@ -91,6 +93,31 @@ class Run(Recorder):
         from . import lifecycle  # signal/threading/atexit: at the first run, not at import
 
         lifecycle.opened(self)
+
+    def catch_up(self, ending: bool = False) -> None:
+        """Sinks that start in the background (``ready``: ClearML making its task) and are there now: what
+        they made is added to ``where`` and told to the sinks after them (``joined``: the journal moves into
+        ClearML's offline session). Called before each flush and, ``ending``, once at the end (the sink then
+        waits for its start, or gives up on it)."""
+        with self._catching:
+            for i, sink in enumerate(self.sinks):
+                ready = getattr(sink, "ready", None)
+                if not callable(ready):
+                    continue
+                try:
+                    late = ready(self, ending)
+                except Exception as exc:  # noqa: BLE001 - sinks should not raise; if one does, the run goes on
+                    warn(f"{self.name}: {type(sink).__name__} could not start ({type(exc).__name__}: {exc})")
+                    continue
+                if late is None:
+                    continue
+                self.where += late
+                for later in self.sinks[i + 1 :]:
+                    joined = getattr(later, "joined", None)
+                    try:
+                        self.where += joined(self, self.where) if callable(joined) else None
+                    except Exception as exc:  # noqa: BLE001
+                        warn(f"{self.name}: {type(later).__name__} failed ({type(exc).__name__}: {exc})")
 
     def _continue(self, earlier: Earlier) -> None:
         """Take in the examples of the run this one resumes, as if they had just been yielded."""
@@ -168,6 +195,8 @@ class Run(Recorder):
         follower, self.follower = self.follower, None
         if follower is not None:
             follower.stop()
+        self.catch_up(ending=True)  # a sink still starting (ClearML making its task): there now, or given up
+        if follower is not None:
             if own:
                 for series in self.series.values():
                     if series.pending:

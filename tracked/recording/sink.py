@@ -16,6 +16,14 @@ returns what it did itself, as a ``Where`` (or None); the run adds that to
 what the next sink is handed, and the result carries the sum. Sinks never
 write into the run, the result or each other, and never raise: a failing
 sink warns, or returns the problem, and the evaluation goes on.
+
+A sink may start in the background (ClearML making its task while the
+evaluation scores its first examples): it has ``ready(run, ending)``, which
+the run asks before each flush and once at the end (``ending``: wait for
+it, or give up) and which returns what the sink made, once, when it is
+there. The sinks after it are then told with ``joined(run, where)`` (the
+journal moves into ClearML's offline session, the console says where the
+run goes), and may return what changed.
 """
 
 from __future__ import annotations

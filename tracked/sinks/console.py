@@ -70,23 +70,34 @@ def summary_text(run: RunView, result: EvalResult) -> str:
 
 
 class ConsoleSink:
-    """Prints where the run goes when it starts, and its summary when it ends (stdout)."""
+    """Prints where the run goes when it starts (or once ClearML's task is there), and its summary when it
+    ends (stdout)."""
+
+    def __init__(self) -> None:
+        self._told = False
 
     def start(self, run: RunView, where: Where) -> None:
         if not run.settings.verbose:
             return
-        lines = []
         if run.earlier is not None:
             matched = f" (same {run.earlier.matched})" if run.earlier.matched else ""
-            lines.append(f"tracked: {run.name}: resuming {run.earlier.folder} after example {run.count:,}{matched}")
+            say(scrub(f"tracked: {run.name}: resuming {run.earlier.folder} after example {run.count:,}{matched}"))
+        self.joined(run, where)
+
+    def joined(self, run: RunView, where: Where) -> None:
+        """Where the run goes, said once it is known (ClearML makes its task while the evaluation starts)."""
+        if self._told or not run.settings.verbose:
+            return
         if where.session_dir is not None:
-            lines.append(
+            line = (
                 f"tracked: {run.name}: offline session {where.session_dir} (watch it: tracked show {where.session_dir})"
             )
         elif where.task_id is not None:
-            lines.append(f"tracked: {run.name}: ClearML task {where.task_id}")
-        if lines:
-            say(scrub("\n".join(lines)))
+            line = f"tracked: {run.name}: ClearML task {where.task_id}"
+        else:
+            return
+        self._told = True
+        say(scrub(line))
 
     def progress(self, run: RunView, update: Update) -> None:
         pass

@@ -22,13 +22,14 @@ if TYPE_CHECKING:
     from ..store.resume import Earlier
 
 
-def default_sinks(terminal: bool = True) -> list[Sink]:
+def default_sinks(terminal: bool = True, background: bool = True) -> list[Sink]:
     """Where a run goes: ClearML, its journal, the local fallback, the console summary, and (unless the run
     is made at the end, from parts) the terminal's progress display.
 
-    The order is what each is handed: the journal is made inside ClearML's offline session, the local
-    sink saves what ClearML could not take, and the console says where all of it went."""
-    sinks: list[Sink] = [ClearMLSink(), JournalSink(), LocalSink(), ConsoleSink()]
+    The order is what each is handed: the journal moves into ClearML's offline session, the local sink
+    saves what ClearML could not take, and the console says where all of it went. ``background``: ClearML
+    makes its task while the evaluation scores its first examples (the journal holds them meanwhile)."""
+    sinks: list[Sink] = [ClearMLSink(background), JournalSink(), LocalSink(), ConsoleSink()]
     return [*sinks, TerminalSink()] if terminal else sinks
 
 
@@ -49,12 +50,15 @@ class Opening:
     exit (rank 0 of a ``torch.distributed`` job: its rank's run). Ended before the run is open (a signal, the
     exit, while ClearML creates its task), that something records in its place with ``instead``."""
 
-    def __init__(self, settings: Settings, name: str, call: CallInfo, terminal: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, name: str, call: CallInfo, terminal: bool = True, background: bool = True
+    ) -> None:
         self.settings, self.name, self.call = settings, name, call
-        self.sinks = default_sinks(terminal)
+        self.sinks = default_sinks(terminal, background)
 
     def open(self, earlier: Earlier | None = None) -> Run:
-        """The run, its sinks started (ClearML's task made now), its over-long details kept by its journal."""
+        """The run, its sinks started (ClearML's task made now, or begun in the background), its over-long
+        details kept by its journal."""
         journal = next(s for s in self.sinks if isinstance(s, JournalSink))
         return Run(self.settings, self.name, self.call, self.sinks, earlier, spill=journal.spill)
 

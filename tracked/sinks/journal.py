@@ -80,6 +80,31 @@ class JournalSink:
             return None
         return Where(journal_dir=self.folder)
 
+    def joined(self, run: RunView, where: Where) -> Where | None:
+        """ClearML's task is there now (made while the run went): the journal moves into its offline session,
+        where it travels with the session and its zip, and records the task. On another file system than the
+        session (a ClearML cache configured elsewhere), it stays where it is."""
+        folder = self.folder
+        if folder is None or (where.task_id is None and where.session_dir is None):
+            return None
+        state = self.state
+        state["task_id"] = where.task_id or state.get("task_id")
+        target = folder
+        if where.session_dir is not None and where.session_dir not in folder.parents:
+            with contextlib.suppress(OSError):
+                made = self._make_folder(run, Where(session_dir=where.session_dir))
+                try:
+                    os.replace(folder, made)  # onto the empty folder just made: one atomic step
+                    target = made
+                    state["session"] = str(where.session_dir)
+                except OSError:
+                    made.rmdir()
+        self.folder = target  # the task and the session are written with the next flush's state
+        if self._pointed and target != folder:  # ``resume`` must find it where it is now
+            self._pointed = False
+            self._point(run)
+        return Where(journal_dir=target)
+
     def _make_folder(self, run: RunView, where: Where) -> Path:
         if where.journal_dir is not None:  # one a run being opened had begun (``Opening.instead``): this run's
             where.journal_dir.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ FRAMEWORKS = (
     "detect_repository", "matplotlib", "tensorflow", "tensorboard", "pytorch", "xgboost", "scikit",
     "fastai", "lightgbm", "hydra", "joblib", "megengine", "catboost", "gradio", "tfdefines",
 )  # fmt: skip
+#: Modules whose writes to the streams are ClearML's own (its prints, its loggers' handlers).
+_CLEARMLS = ("clearml", "logging", "tracked")
 _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SIGTERM", None)) if s is not None)
 
 
@@ -35,12 +37,22 @@ def quiet_dependencies() -> Iterator[None]:
 
 class _GuardedStream:
     """ClearML's own prints (``ClearML Task: ...``) through a stream that cannot break the run:
-    silent when ``quiet``, characters the console cannot show escaped, a closed pipe ignored."""
+    silent when ``quiet``, characters the console cannot show escaped, a closed pipe ignored.
+
+    Made in a thread other than the main one (the task created while the evaluation runs), the evaluation
+    prints meanwhile: only that thread's writes, and those from ClearML's code or from a logging handler
+    (ClearML's loggers keep this stream), are ClearML's; the evaluation's own go through untouched."""
 
     def __init__(self, stream: TextIO, quiet: bool) -> None:
         self._stream, self._quiet = stream, quiet
+        in_main = threading.current_thread() is threading.main_thread()
+        self._owner = None if in_main else threading.get_ident()
 
     def write(self, text: str) -> int:
+        if self._owner is not None and threading.get_ident() != self._owner:
+            caller = str(sys._getframe(1).f_globals.get("__name__", ""))
+            if not caller.startswith(_CLEARMLS):
+                return self._stream.write(text)
         if not self._quiet:
             from ...common.text import write_safely
 
@@ -74,6 +86,11 @@ def process_untouched() -> Iterator[None]:
     Task.init installs sys.excepthook, SIGINT/SIGTERM handlers and its own
     sys.exit, and seeds random/numpy/torch; the user's evaluation must run
     in the process it would have had without tracked.
+
+    In a thread other than the main one (the task created while the evaluation
+    runs), the evaluation may change the same things meanwhile: only what
+    ClearML itself put in place is undone, and the global generators are
+    neither drawn from (``_private_draws``) nor rewound.
     """
     from clearml import Task
 
@@ -82,22 +99,59 @@ def process_untouched() -> Iterator[None]:
     saved_signals = {s: signal.getsignal(s) for s in _SIGNALS} if in_main else {}
     saved_seed = getattr(Task, "_random_seed", None)
     Task.set_random_seed(None)
-    saved_random = random.getstate()
-    numpy_random = sys.modules.get("numpy.random")
+    _private_draws()
+    saved_random = random.getstate() if in_main else None
+    numpy_random = sys.modules.get("numpy.random") if in_main else None
     saved_numpy = numpy_random.get_state() if numpy_random is not None else None
     try:
         yield
     finally:
         # ClearML draws from the global generators while it starts; the user's
         # evaluation must see the same random numbers with or without tracked.
-        random.setstate(saved_random)
+        if saved_random is not None:
+            random.setstate(saved_random)
         if numpy_random is not None:
             numpy_random.set_state(saved_numpy)
-        sys.excepthook, sys.exit, sys.stdout, sys.stderr = saved_hooks
+        if in_main:
+            sys.excepthook, sys.exit, sys.stdout, sys.stderr = saved_hooks
+        else:
+            _undo_clearmls(saved_hooks)
         for sig, handler in saved_signals.items():
             if handler is not None and signal.getsignal(sig) is not handler:
                 signal.signal(sig, handler)
         Task.set_random_seed(saved_seed)
+
+
+_RANDOM = random.Random()
+
+
+def _private_draws() -> None:
+    """ClearML's ``Task.init`` draws callback handles from the global ``random`` (its only global draw, in
+    ``clearml.binding.frameworks``, 2.1): from a generator of its own instead, so that a task made while the
+    evaluation runs leaves the evaluation's random numbers as they would be without tracked."""
+    frameworks = sys.modules.get("clearml.binding.frameworks")
+    if frameworks is not None and getattr(frameworks, "randint", None) is random.randint:
+        frameworks.randint = _RANDOM.randint  # type: ignore[attr-defined]
+
+
+def _clearmls(hook: Any) -> bool:
+    owner = getattr(hook, "__self__", None)
+    module = type(owner).__module__ if owner is not None else getattr(hook, "__module__", None)
+    return isinstance(module, str) and module.startswith("clearml")
+
+
+def _undo_clearmls(saved: tuple[Any, Any, Any, Any]) -> None:
+    """Put back the hooks ClearML replaced (``sys.excepthook``, ``sys.exit``, the streams), leaving any the
+    evaluation set meanwhile."""
+    excepthook, exit_, stdout, stderr = saved
+    if _clearmls(sys.excepthook):
+        sys.excepthook = excepthook
+    if _clearmls(sys.exit):
+        sys.exit = exit_
+    if _clearmls(sys.stdout):
+        sys.stdout = stdout
+    if _clearmls(sys.stderr):
+        sys.stderr = stderr
 
 
 def restore(offline_before: bool | None, environ_before: dict[str, str] | None) -> None:

@@ -39,7 +39,7 @@ from .report import (
 )
 from .repository import Detection
 from .stream import OfflineScalars, scalar_reporter
-from .task import Shared, deadline, join, leave, never_wait_at_exit
+from .task import Creation, Shared, deadline, join, leave, never_wait_at_exit
 
 if TYPE_CHECKING:
     from clearml import Task
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from ...common.result import EvalResult
     from ...recording.sink import RunView, Update
 
+
+#: Seconds a run ended by the exit hook or a signal's handler waits for a task still being made.
+HALTED_WAIT_S = 4.0
 
 #: Sections of a task that are not an evaluation's: its script's arguments, ClearML's own, the properties.
 _HOST_SECTIONS = frozenset(("Args", "General", "properties", "Hydra", "TF_DEFINE"))
@@ -65,9 +68,17 @@ def _typed(text: str, kind: str) -> Any:
 
 
 class ClearMLSink:
-    """Opens (or joins) the ClearML task at the start of a run, reports and releases it at the end."""
+    """Opens (or joins) the ClearML task at the start of a run, reports and releases it at the end.
 
-    def __init__(self) -> None:
+    ``background``: the task is made in a thread of its own while the evaluation scores its first examples
+    (``ready`` says when it is there; the chart's points gathered meanwhile are streamed then); otherwise
+    ``start`` makes it."""
+
+    def __init__(self, background: bool = True) -> None:
+        self.background = background
+        self._creation: Creation | None = None
+        #: Progress handed over while the task was being made: streamed once it is.
+        self._backlog: list[Update] = []
         self.task: Task | None = None
         self.shared: Shared | None = None
         self.problems: list[str] = []
@@ -103,25 +114,63 @@ class ClearMLSink:
         )
 
     def start(self, run: RunView, where: Where) -> Where | None:
+        step = run.settings.step
+        self.progress_title = run.settings.progress_title + ("" if step is None else f" (step {step})")
+        if self.background:
+            self._creation = Creation(run.settings, run.name)
+            return None
         from clearml import Task
 
         try:
             with quiet_dependencies():
-                self.shared, self.prefix = shared, _ = join(run.settings, run.name)
-                self.task = task = shared.task
-                folder = task.get_offline_mode_folder() if Task.is_offline() else None
+                shared, prefix = join(run.settings, run.name)
+                folder = shared.task.get_offline_mode_folder() if Task.is_offline() else None
         except Exception as exc:  # noqa: BLE001 - ClearML must never break the evaluation
-            self.task = None
             self._fail("task creation", exc)
             return None
         if shared.created and run.settings.reproducible:
-            self._detection = Detection(task)
-        step = run.settings.step
-        self.progress_title = run.settings.progress_title + ("" if step is None else f" (step {step})")
+            self._detection = Detection(shared.task)
+        return self._made(run, shared, prefix, folder)
+
+    def _made(self, run: RunView, shared: Shared, prefix: str, folder: str | None) -> Where:
+        self.shared, self.prefix, self.task = shared, prefix, shared.task
+        task = shared.task
         if folder is not None:
             self.session_dir = Path(folder)
             self._offline = OfflineScalars(self.session_dir, str(task.id), self.progress_title)
         return Where(task_id=str(task.id), session_dir=self.session_dir, prefix=self.prefix)
+
+    def ready(self, run: RunView, ending: bool) -> Where | None:
+        """Once the task made in the background is there (or could not be made): what it is, said once.
+
+        ``ending``: the run is ending; it waits for the task at most as long as for a server's answer
+        (a run ended by the exit hook or a signal's handler: a few seconds), then goes on without ClearML."""
+        creation = self._creation
+        if creation is None:
+            return None
+        if not ending:
+            return self._started(run, creation) if creation.wait(0) else None
+        # The creation has a deadline of its own (the server's login, then its task), well within twice the
+        # end's; it says why it failed. Ended by the exit hook or a signal's handler (``halted``), the process
+        # gives its runs a few seconds in all: the task is waited for only part of them.
+        wait = HALTED_WAIT_S if run.halted else 2 * deadline(run.settings)
+        if not creation.wait(wait) and creation.abandon():
+            self._creation, self._backlog = None, []
+            self._fail("task creation", TimeoutError("the run ended before ClearML had made its task"))
+            return Where(problems=tuple(self.problems))
+        return self._started(run, creation)
+
+    def _started(self, run: RunView, creation: Creation) -> Where:
+        self._creation = None
+        if creation.shared is None:
+            error = creation.error or RuntimeError("no task")
+            if not isinstance(error, Exception):  # an interrupt inside ClearML's thread: not the run's
+                error = RuntimeError(f"{type(error).__name__} while creating the task")
+            self._backlog = []
+            self._fail("task creation", error)
+            return Where(problems=tuple(self.problems))
+        self._detection = creation.detection
+        return self._made(run, creation.shared, creation.prefix, creation.folder)
 
     def name(self, metric: str) -> str:
         """A metric's name on the server: prefixed, credentials redacted, a lone surrogate escaped."""
@@ -229,7 +278,18 @@ class ClearMLSink:
             self._close(shared, run)
 
     def progress(self, run: RunView, update: Update) -> None:
-        """Stream the new chart points: the chart grows while the run goes."""
+        """Stream the new chart points: the chart grows while the run goes (from when the task is there:
+        the points gathered while it was being made first)."""
+        if self._creation is not None:
+            if update.points:
+                self._backlog.append(update)
+            return
+        backlog, self._backlog = self._backlog, []
+        for earlier in backlog:
+            self._stream(earlier)
+        self._stream(update)
+
+    def _stream(self, update: Update) -> None:
         task = self.task
         if task is None or not update.points:
             return

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...common.clearml_env import clearml_environ, server_configured, server_unreachable
+from ...common.testing import pause_at
 from ...common.warn import warn
-from .process import FRAMEWORKS, guarded_stdout, process_untouched, restore
+from .process import FRAMEWORKS, guarded_stdout, process_untouched, quiet_dependencies, restore
 
 if TYPE_CHECKING:
     from clearml import Task
 
     from ...common.options import Settings
+    from .repository import Detection
 
 #: The end of a run waits for the server at most this many ``server_timeout``s (at least 10 s).
 SERVER_WAITS = 6
@@ -54,14 +56,27 @@ _PARENTS: set[str] = set()
 
 
 def _after_fork_in_child() -> None:
-    global _LOCK
+    global _LOCK, _LAST
     _LOCK = threading.RLock()  # a fork while another thread held it (creating a task) must not deadlock the child
+    if _LAST is not None and not _LAST.is_set():  # the parent's task was being made: the child must not touch
+        _PARENTS.add("(being made)")  # ClearML (that thread may hold its import's locks), as for a task made
+    _LAST = None  # the thread creating the parent's task is not in the child: nothing to wait for
     _PARENTS.update(_SHARED)
     _SHARED.clear()
 
 
+#: Held while a creation imports ClearML and pandas in the background: a fork waits for it, or its child would find
+#: those modules' import locks held for good by a thread it does not have (and hang importing them at its end).
+_IMPORTING = threading.Lock()
+
+
+def _before_fork() -> None:
+    if _IMPORTING.acquire(timeout=60):
+        _IMPORTING.release()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 class _TaskInit:
@@ -128,6 +143,91 @@ class _TaskInit:
         return self._task
 
 
+#: The creation started last: the next one waits for it, so that overlapping runs join tasks in the order they began.
+_LAST: threading.Event | None = None
+_ORDER = threading.Lock()
+
+
+class Creation:
+    """``join`` in a thread of its own, begun with the run: the evaluation scores its first examples while
+    ClearML is imported and makes the task (about a second in a fresh process).
+
+    Creations are made in the order runs began (a nested run waits for the outer run's task, and reports into
+    it). A run that ends first gives up on its creation (``abandon``); the task made after all is let go at
+    once, so that no later run joins a task nobody reports into.
+    """
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        global _LAST
+        # ClearML and pandas import concurrent.futures, which refuses to load once the interpreter is shutting
+        # down: a run its exit ends before the task is made still needs them (~10 ms, here rather than then).
+        import concurrent.futures.thread  # noqa: F401
+
+        self._settings, self._name = settings, name
+        self.shared: Shared | None = None
+        self.prefix = ""
+        self.folder: str | None = None
+        #: The script section's detection, begun as soon as the task is made (``reproducible``).
+        self.detection: Detection | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        with _ORDER:
+            before, _LAST = _LAST, self.done
+        threading.Thread(target=self._run, args=(before,), name="tracked-task", daemon=True).start()
+
+    def _run(self, before: threading.Event | None) -> None:
+        try:
+            with _IMPORTING:
+                import clearml  # noqa: F401
+                import pandas  # noqa: F401
+        except BaseException:  # noqa: BLE001 - said again by ``join`` below
+            pass
+        if before is not None:
+            before.wait()
+        try:
+            pause_at("create:ClearMLSink")  # a test holds the creation here: the evaluation must not wait for it
+            with quiet_dependencies():
+                from clearml import Task
+
+                self.shared, self.prefix = shared, _ = join(self._settings, self._name)
+                self.folder = shared.task.get_offline_mode_folder() if Task.is_offline() else None
+                if shared.created and self._settings.reproducible:  # at once: it runs while the evaluation goes
+                    from .repository import Detection
+
+                    self.detection = Detection(shared.task)
+        except BaseException as exc:  # noqa: BLE001 - handed to the run by ``wait``
+            self.error = exc
+        with self._lock:
+            self.done.set()
+            abandoned = self._abandoned
+        if abandoned:
+            self._let_go()
+
+    def wait(self, seconds: float) -> bool:
+        """True once the creation has ended (made the task, or failed: ``error``), waiting at most ``seconds``."""
+        return self.done.wait(seconds) if seconds > 0 else self.done.is_set()
+
+    def abandon(self) -> bool:
+        """The run ended before its task was made: give the task up once it is; False if it was made already."""
+        with self._lock:
+            if self.done.is_set():
+                return False
+            self._abandoned = True
+            return True
+
+    def _let_go(self) -> None:
+        shared = self.shared
+        if shared is None or not leave(shared, self.prefix or self._name) or not shared.created:
+            return
+        with contextlib.suppress(Exception):
+            shared.task.mark_failed(status_reason="the run ended before ClearML had made its task")
+        with contextlib.suppress(Exception):
+            shared.task.close()
+        restore(shared.offline_before, shared.environ_before)
+
+
 def deadline(settings: Settings) -> float:
     """Seconds a server may take to create a task or take a run's report before tracked stops waiting."""
     return max(10.0, SERVER_WAITS * settings.server_timeout)
@@ -135,14 +235,14 @@ def deadline(settings: Settings) -> float:
 
 def join(settings: Settings, name: str) -> tuple[Shared, str]:
     """The task this run reports into, and its prefix there ("" for the first run in it)."""
+    if _PARENTS:  # not even importing ClearML: in a fork, its state (and locks, the import's too) are the parent's
+        raise RuntimeError(
+            f"this process was forked while its parent's evaluation reported into task {min(_PARENTS)}; "
+            "a child does not write into its parent's task"
+        )
     from clearml import Task
 
     with _LOCK:
-        if _PARENTS:  # not even asking ClearML: in a fork, its state (and locks) are the parent's
-            raise RuntimeError(
-                f"this process was forked while its parent's evaluation reported into task {min(_PARENTS)}; "
-                "a child does not write into its parent's task"
-            )
         current: Task | None = Task.current_task()
         if current is None:
             shared = _create(settings, name)
