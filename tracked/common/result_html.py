@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .result import EvalResult
+from typing import Any
 
 
 def _cell(value: Any) -> str:
@@ -19,7 +16,7 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def result_html(result: EvalResult) -> str:
+def result_html(result: Any) -> str:  # an EvalResult (typed loosely: result.py imports this module)
     """The table; every text in it is escaped (names and paths come from the user and the disk)."""
     stats = result.stats
     rows = []

@@ -34,7 +34,7 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,7 @@ import numpy.typing as npt
 from .checksums import CRC_BLOCK, damaged_blocks, disagreement
 from .journal_details import DETAILS as DETAILS
 from .journal_details import DetailsFile
+from .source import Source as Source
 
 FORMAT = 1
 FOLDER = "tracked"
@@ -124,17 +125,6 @@ def writer_alive(folder: Path) -> bool:
         return False
     release(fd)
     return fd is None
-
-
-class Source(Protocol):
-    """Where a journal's files are read from: its folder, or a folder inside a session zip."""
-
-    #: The folder itself (a writer may be alive there); None for a copy (a zip): no writer can be.
-    folder: Path | None
-
-    def open(self, name: str) -> contextlib.AbstractContextManager[tuple[io.BufferedIOBase, int]]:
-        """The file as a stream and its size; OSError/KeyError if missing, refused (ValueError) if hostile."""
-        ...
 
 
 @dataclass

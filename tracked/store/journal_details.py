@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from .journal import Source
+    from .source import Source
 
 DETAILS = "details.jsonl"
 #: A details line longer than this is no line the writer wrote (its lines hold 1,024 examples): skipped.
