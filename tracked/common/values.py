@@ -8,6 +8,7 @@ kept as text and never interpreted.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -42,6 +43,16 @@ def as_number(value: Any) -> float | None:
         return float(value)
     except (OverflowError, TypeError, ValueError) as exc:
         raise InvalidValue(f"{type(value).__name__} {_short(value)} has no float value ({exc})") from None
+
+
+def finite_number(value: Any) -> float | None:
+    """The float of a numeric scalar when it is finite; None for NaN, ±inf, text and anything else: what a
+    single value in ClearML can hold."""
+    try:
+        number = as_number(value)
+    except InvalidValue:
+        return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def is_number_like(value: Any) -> bool:

@@ -6,7 +6,6 @@ Models live on a server: offline, the ids are only recorded as parameters (``mod
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,15 +27,12 @@ def report_on_model(model_id: str, metrics: Mapping[str, Any], named: Any) -> No
     """Each finite final metric as a single value of the model, sent before returning."""
     from clearml import Model
 
-    from ...common.values import InvalidValue, as_number
+    from ...common.values import finite_number
 
     model = Model(model_id)
     for name, value in metrics.items():
-        try:
-            number = as_number(value)
-        except InvalidValue:
-            continue
-        if number is not None and math.isfinite(number):
+        number = finite_number(value)
+        if number is not None:
             model.report_single_value(name=named(name), value=number)
     reporter = model._reporter
     if reporter is not None:

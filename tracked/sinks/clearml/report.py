@@ -55,15 +55,12 @@ def log_metrics(
 
     import pandas as pd
 
-    from ...common.values import InvalidValue, as_number
+    from ...common.values import finite_number
 
     rows = []
     for name, value in metrics.items():
-        try:
-            number = as_number(value)
-        except InvalidValue:
-            number = None
-        if number is not None and math.isfinite(number):
+        number = finite_number(value)
+        if number is not None:
             logger.report_single_value(name=encodable(scrub(str(name))), value=number)
         cell: Any = value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
         if isinstance(cell, float) and not math.isfinite(cell):
@@ -80,14 +77,11 @@ def report_step(logger: Logger, title: str, metrics: Mapping[str, Any], step: in
     tracked's own measures (``num_examples``, ``duration_seconds`` ...) stay single values only.
     """
     from ...common.names import OWN_METRICS
-    from ...common.values import InvalidValue, as_number
+    from ...common.values import finite_number
 
     for name, value in metrics.items():
-        try:
-            number = as_number(value)
-        except InvalidValue:
-            continue
-        if number is None or not math.isfinite(number):
+        number = finite_number(value)
+        if number is None:
             continue
         logger.report_single_value(name=named(f"{name} (step {step})"), value=number)
         if name not in OWN_METRICS:
