@@ -1,15 +1,21 @@
-"""Where a run keeps its examples' details (text fields), in example order.
+"""A run's per-example details (text fields, labels, ids), kept until the run ends.
 
-A single yielded example adds one ``(index, {field: text})`` row; a batch
-(``tracked.batch``) adds one block of columns, so a thousand examples cost
-one step here, not a thousand dicts. Blocks stay blocks on their way to the
-journal; they are expanded into rows only where rows are needed (the
-console's first examples), outside the evaluation's hot path. Entries are
-never changed once added: the live thread reads them without a lock.
+Single examples' details go into columns (``Sparse``): per field, the
+indices of the examples that have it (8 bytes each) and their texts. No
+object is made per example, so a million labels cost two appends each and
+give Python's cyclic garbage collector nothing to walk (a dict and a tuple
+per example did: it walked them at every collection, and they took ~300
+bytes an example). A batch (``tracked.batch``) adds one block of columns.
+Sinks are handed blocks (and rows, where an interval's details are rare),
+made by the live thread off the evaluation's hot path. Entries are only
+ever appended to, and a block is never changed once added: the live thread
+reads them without a lock.
 """
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +27,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 Row = tuple[int, dict[str, str]]
+#: A field's column in a ``Sparse``: the indices of the examples that have it, and their texts.
+Column = tuple["array[int]", list[str]]
 
 
 @dataclass(frozen=True)
@@ -40,50 +48,109 @@ class Block:
                 yield self.start + j, fields
 
 
-class Details:
-    """Per-example details: rows for single examples, blocks for batches, in example order."""
+class Sparse:
+    """The details of single examples from ``start`` on (until a batch comes): a column per field.
 
-    __slots__ = ("_entries", "kinds")
+    The evaluation's thread appends an example's index, then its text, so a
+    reader that takes a column's length from its texts reads whole entries.
+    ``quick`` maps a field to the one type of value (str, int, bool) the
+    recorder has seen it take as a detail: the hot path appends those directly.
+    """
+
+    __slots__ = ("fields", "quick", "start")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.fields: dict[str, Column] = {}
+        self.quick: dict[str, tuple[type, array[int], list[str]]] = {}
+
+    def column(self, name: str) -> Column:
+        column = self.fields.get(name)
+        if column is None:
+            column = self.fields[name] = (array("q"), [])
+        return column
+
+    def slice(self, lo: int, hi: int) -> list[tuple[str, array[int], list[str]]]:
+        """Per field, the (indices, texts) of its examples in ``lo .. hi-1`` (copies)."""
+        out = []
+        for name, (indices, texts) in list(self.fields.items()):
+            size = len(texts)  # first: every index below it is in place
+            a, b = bisect_left(indices, lo, 0, size), bisect_left(indices, hi, 0, size)
+            if b > a:
+                out.append((name, indices[a:b], texts[a:b]))
+        return out
+
+
+class Details:
+    """Per-example details: columns for single examples, blocks for batches, in example order."""
+
+    __slots__ = ("_entries", "kinds", "sparse")
 
     def __init__(self) -> None:
-        self._entries: list[Row | Block] = []
+        self._entries: list[Sparse | Block] = []
+        #: The columns single examples' details go to now (None until one has details, and after a batch).
+        self.sparse: Sparse | None = None
         #: field -> the type its values were yielded with (``common.values.detail_kind``), for typed columns.
         self.kinds: dict[str, str] = {}
 
-    def append(self, index: int, fields: dict[str, str]) -> None:
-        self._entries.append((index, fields))
+    def put(self, index: int, name: str, text: str) -> Column:
+        """Record one example's detail (examples in order; an example's fields together); its column."""
+        sparse = self.sparse
+        if sparse is None:
+            sparse = self.sparse = Sparse(index)
+            self._entries.append(sparse)
+        indices, texts = column = sparse.column(name)
+        if indices and indices[-1] == index:  # a key given twice (1 and "1"): the later one, as in a dict
+            texts[-1] = text
+            return column
+        indices.append(index)
+        texts.append(text)
+        return column
+
+    def append(self, index: int, fields: Mapping[str, str]) -> None:
+        for name, text in fields.items():
+            self.put(index, name, text)
 
     def add_block(self, block: Block) -> None:
+        self.sparse = None  # single examples after the batch start columns of their own
         self._entries.append(block)
 
     def extend(self, rows: Sequence[Row]) -> None:
-        self._entries.extend(rows)
+        for index, fields in rows:
+            self.append(index, fields)
 
     def entries_from(
-        self, position: int, limit: int, settle: Callable[[Block], Block] | None = None
-    ) -> tuple[list[Row | Block], int]:
-        """The entries from ``position`` with examples before ``limit``, and the next position. Blocks stay
-        blocks: whoever writes them writes a batch at a time. A batch's examples become whole together
-        (``Run.count`` grows by the batch at once), so a block reaching past ``limit`` waits, whole.
+        self, cursor: Cursor, limit: int, settle: Callable[[Block], Block] | None = None
+    ) -> list[Row | Block]:
+        """The details of examples from ``cursor`` on and before ``limit``; the cursor moves past them.
+        A batch's examples become whole together (``Run.count`` grows by the batch at once), so a block
+        reaching past ``limit`` waits, whole. Single examples' columns are handed over as blocks (as rows
+        where few examples have details).
 
         ``settle`` (the live thread's) replaces each block taken, for good: a batch's texts are checked
         there, not in the evaluation's hot path.
         """
         entries, out = self._entries, list[Row | Block]()
-        while position < len(entries):
-            entry = entries[position]
+        while cursor.position < len(entries):
+            entry = entries[cursor.position]
             if isinstance(entry, Block):
                 if entry.start + entry.n > limit:
                     break
                 if settle is not None and not entry.settled:
-                    entries[position] = entry = settle(entry)  # one reference store: atomic for readers
+                    entries[cursor.position] = entry = settle(entry)  # one reference store: atomic for readers
                 out.append(entry)
-            elif entry[0] >= limit:
+                cursor.position += 1
+                cursor.index = entry.start + entry.n
+                continue
+            following = entries[cursor.position + 1] if cursor.position + 1 < len(entries) else None
+            hi = limit if following is None else min(limit, following.start)
+            if hi > cursor.index:
+                out.extend(_handed(entry.slice(cursor.index, hi)))
+                cursor.index = hi
+            if following is None or hi < following.start:
                 break
-            else:
-                out.append(entry)
-            position += 1
-        return out, position
+            cursor.position += 1
+        return out
 
     def first(self, n: int) -> dict[int, dict[str, str]]:
         """The details of examples ``0 .. n-1`` that have some."""
@@ -93,16 +160,18 @@ class Details:
                 if entry.start >= n:
                     break
                 rows.update(entry.rows(n))
-            elif entry[0] >= n:
+                continue
+            if entry.start >= n:
                 break
-            else:
-                rows[entry[0]] = entry[1]
-        return {index: {k: encodable(v) for k, v in fields.items()} for index, fields in rows.items()}
+            for name, indices, texts in entry.slice(entry.start, n):
+                for index, text in zip(indices, texts, strict=True):
+                    rows.setdefault(index, {})[name] = text
+        return {index: {k: encodable(v) for k, v in rows[index].items()} for index in sorted(rows)}
 
     def columns(self, count: int) -> dict[str, npt.NDArray[Any]]:
         """field -> its texts per example (an object array of ``count``, None where absent), for DataFrames.
 
-        Blocks are copied column by column; only single examples' rows are visited one by one.
+        Both blocks and columns are copied a column at a time, never an example at a time.
         """
         import numpy as np
 
@@ -119,8 +188,47 @@ class Details:
                 for name, texts in entry.columns.items():
                     column(name)[entry.start : entry.start + n] = texts[:n]
                 continue
-            index, fields = entry
-            if index < count:
-                for name, text in fields.items():
-                    column(name)[index] = text
+            for name, (indices, texts) in list(entry.fields.items()):
+                size = bisect_left(indices, count, 0, len(texts))
+                values = np.empty(size, dtype=object)
+                values[:] = texts[:size]
+                column(name)[np.frombuffer(indices, dtype=np.int64, count=size)] = values
         return out
+
+
+class Cursor:
+    """Where a reader of ``Details`` stands: the entry, and the first example it has not taken."""
+
+    __slots__ = ("index", "position")
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.index = 0
+
+
+def _handed(fields: list[tuple[str, array[int], list[str]]]) -> list[Row | Block]:
+    """Single examples' details of ``lo .. hi-1`` as sinks take them: one block from the first example with
+    details to the last (None where a field is absent), or rows where under an eighth of those examples
+    have any (the block would be mostly None)."""
+    if not fields:
+        return []
+    first = min(indices[0] for _, indices, _ in fields)
+    n = max(indices[-1] for _, indices, _ in fields) - first + 1
+    widest = max(len(indices) for _, indices, _ in fields)
+    present = widest if widest == n else len(set().union(*(indices for _, indices, _ in fields)))
+    if 8 * present >= n:
+        columns: dict[str, Sequence[str | None]] = {}
+        for name, indices, texts in fields:
+            if len(indices) == n:
+                columns[name] = texts
+                continue
+            column: list[str | None] = [None] * n
+            for index, text in zip(indices, texts, strict=True):
+                column[index - first] = text
+            columns[name] = column
+        return [Block(first, n, columns, settled=True)]
+    rows: dict[int, dict[str, str]] = {}
+    for name, indices, texts in fields:
+        for index, text in zip(indices, texts, strict=True):
+            rows.setdefault(index, {})[name] = text
+    return [*sorted(rows.items())]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..common.warn import warn
 from .chart import Chart, Points
-from .details import Block, Row
+from .details import Block, Cursor, Row
 from .sink import Update
 from .storage import CHUNK
 
@@ -50,7 +50,7 @@ class Live:
         self.charts: dict[str, Chart] = {}
         self._gathered: dict[str, int] = {}  # values fed to the charts, per metric
         self._handed: dict[str, int] = {}  # values handed to the sinks, per metric
-        self._details_seen = 0
+        self._details_seen = Cursor()
         #: Examples gathered: every value of every example before this one has been read.
         self.examples = 0
         self._pending_points: dict[str, list[Points]] = {}
@@ -132,7 +132,7 @@ class Live:
                     points.append(made)
                     times.append((self._stamp(made[0]), self._stamp(made[2])))
                 self._gathered[name] = hi
-            entries, self._details_seen = run.details.entries_from(self._details_seen, limit, run.settle)
+            entries = run.details.entries_from(self._details_seen, limit, run.settle)
             self._pending_details.extend(entries)
             self.examples = limit
 

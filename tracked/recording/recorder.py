@@ -11,7 +11,6 @@ around it: its sinks, its clock and its end.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -32,32 +31,13 @@ from ..common.warn import warn
 from . import batch as _batch
 from .batch import batch
 from .details import Block, Details
+from .fields import is_metric
 from .storage import Series
-
-#: The last word of a field name that makes it a detail, not a metric, even when its values are numbers.
-LABEL_WORDS = frozenset((
-    "id", "ids", "idx", "index", "indices", "indexes", "uid", "uuid", "key", "keys", "label", "labels", "class",
-    "classes", "cls", "category", "categories", "target", "targets", "gold", "pred", "preds", "prediction",
-    "predictions", "predicted", "answer", "answers", "reference", "references", "ref", "refs",
-))  # fmt: skip
-
-
-def is_metric(name: str, settings: Settings) -> bool:
-    """Whether a numeric field is averaged: named in ``metrics`` (when given), not named in ``details``,
-    and not called like an id, a label, a class or a prediction (``question_id``, ``label``, ``y_pred``)."""
-    if name in settings.details:
-        return False
-    if settings.metrics:
-        return name in settings.metrics
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)  # camelCase: sampleID, questionId
-    words = [w for w in re.split(r"[^0-9a-z]+", spaced.lower()) if w]
-    if not words:
-        return True
-    return words[-1] not in LABEL_WORDS and words not in (["y", "true"], ["y", "pred"], ["y", "hat"], ["y"])
-
 
 #: Characters of a detail kept in memory; a longer one goes to the journal at once (memory stays bounded).
 LONG_DETAIL = 4096
+#: Integers a float holds (as_number's range): a larger one is skipped, never made a detail by the fast path.
+_FLOAT_INT = 1 << 1000
 #: The detail holding, per example, the metrics named past ``max_metrics`` (``name=value; ...``).
 MORE_METRICS = "(more metrics)"
 
@@ -184,38 +164,55 @@ class Recorder:
         return True
 
     def _add_mapping(self, index: int, item: Mapping[Any, Any]) -> None:
-        details: dict[str, str] | None = None
+        more = ""  # metric names past max_metrics: one detail for all of them, not one per name
         known = self._fields
+        sparse = self.details.sparse
+        quick = None if sparse is None else sparse.quick
         for key, value in item.items():
-            if type(value) is float and type(key) is str:  # the common case, inlined: no call but the append
-                series = known.get(key)
-                if series is not None:
-                    series.append(index, value)
-                    continue
+            kind = type(value)
+            if type(key) is str:  # the common cases, inlined: no call but the appends
+                if kind is float:
+                    series = known.get(key)
+                    if series is not None:
+                        series.append(index, value)
+                        continue
+                elif quick is not None:  # a detail field seen before with values of this type
+                    fast = quick.get(key)
+                    if fast is not None and fast[0] is kind:
+                        if kind is str:
+                            if len(value) <= LONG_DETAIL:
+                                fast[1].append(index)
+                                fast[2].append(value)
+                                continue
+                        elif -_FLOAT_INT < value < _FLOAT_INT:  # (a larger int is skipped, as as_number says)
+                            fast[1].append(index)
+                            fast[2].append(repr(value))
+                            continue
             if value is None:  # this example has no such metric
                 continue
             name = key if type(key) is str else str(key)
+            if quick is not None and type(key) is not str:  # 1 beside "1": both go through ``Details.put``
+                quick.pop(name, None)
             self._current = item  # a name tracked gives this field must be none of the example's
             added = self._add_value(index, name, name, value)
             self._current = ()
-            if added is False:  # text, or no room for another metric
-                if details is None:
-                    details = {}
-                if (
-                    name in self.series
-                    or name in self._details_only
-                    or not self._warned_names
-                    or not is_number_like(value)
-                ):
-                    text = as_detail(value)
-                    merge_kind(self.details.kinds, name, detail_kind(value))
-                    details[name] = text if len(text) <= LONG_DETAIL else self._long(index, name, text)
-                else:  # a metric name past max_metrics: one column for all of them, not one per name
-                    extra = details.get(MORE_METRICS)
-                    details[MORE_METRICS] = f"{extra}; {name}={value}" if extra else f"{name}={value}"
-                    merge_kind(self.details.kinds, MORE_METRICS, TEXT)
-        if details:
-            self.details.append(index, details)
+            if added is not False:
+                continue
+            if name in self.series or name in self._details_only or not self._warned_names or not is_number_like(value):
+                text = as_detail(value)  # text, a label, an id
+                merge_kind(self.details.kinds, name, detail_kind(value))
+                if len(text) > LONG_DETAIL:
+                    self.details.put(index, name, self._long(index, name, text))
+                    continue
+                column = self.details.put(index, name, text)
+                if type(key) is str and (kind is str or (kind in (int, bool) and name in self._details_only)):
+                    # From now on this field's values of this type are appended directly (see above).
+                    self.details.sparse.quick.setdefault(name, (kind, *column))  # type: ignore[union-attr]
+            else:  # a metric name past max_metrics
+                more = f"{more}; {name}={value}" if more else f"{name}={value}"
+        if more:
+            merge_kind(self.details.kinds, MORE_METRICS, TEXT)
+            self.details.put(index, MORE_METRICS, more)
 
     def _add_batch(self, first: int, item: batch) -> None:
         """Many examples at once: each column is stored in one step; the count grows last, so the live

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..common.paths import tracked_root
-from ..common.secrets import scrub, scrubber
+from ..common.secrets import scrub, scrubber, unchanged
 from ..common.warn import warn
 from ..recording.details import Block, Row
 from ..recording.sink import Where
@@ -320,6 +320,8 @@ def _detail_lines(entries: Sequence[Row | Block]) -> str:
     out: list[str] = []
 
     def column(texts: Sequence[str | None]) -> list[str | None]:
+        if clean is unchanged:  # no credentials known: nothing to look for
+            return list(texts)
         joined = "\x00".join(t or "" for t in texts)
         if clean(joined) == joined:  # the usual case: nothing to scrub, checked in one pass
             return list(texts)

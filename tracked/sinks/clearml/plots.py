@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from ...common.secrets import scrub_frame
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
     from clearml import Logger
 
@@ -43,14 +45,18 @@ def report_examples(
     logger.report_table(title=FIRST_TITLE, series=series, iteration=iteration, table_plot=_shown(examples.head(ROWS)))
     if metrics:
         first = metrics[0]
-        lowest = examples[np.isfinite(examples[first].to_numpy(dtype=float))].nsmallest(ROWS, first, keep="first")
+        lowest = examples.iloc[_lowest(examples[first].to_numpy(dtype=float), ROWS)]
         logger.report_table(title=LOWEST_TITLE, series=named(first), iteration=iteration, table_plot=_shown(lowest))
     for metric in metrics:
         values = examples[metric].to_numpy(dtype=float)
         values = values[np.isfinite(values)]
         if not len(values):
             continue
-        distinct = np.unique(values)
+        # Few distinct values (0/1, a 1-5 rating): a bar each. Told from the first values without sorting
+        # them all, unless those are few too (a million sorted per metric was a tenth of a run's end).
+        distinct = np.unique(values[: 4 * BINS])
+        if len(distinct) <= BINS:
+            distinct = np.unique(values)
         if len(distinct) <= BINS:
             counts = [int(np.count_nonzero(values == v)) for v in distinct]
             labels = [f"{v:g}" for v in distinct]
@@ -62,6 +68,20 @@ def report_examples(
             title=HISTOGRAM_TITLE, series=named(metric), values=counts, iteration=iteration, xlabels=labels,
             xaxis=named(metric), yaxis="examples",
         )  # fmt: skip
+
+
+def _lowest(values: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.intp]:
+    """The positions of the ``k`` lowest finite values, lowest first, ties in order of position (as
+    ``nsmallest(keep="first")``), found in linear time: no sort of the whole column, no copy of the frame."""
+    import numpy as np
+
+    finite = np.flatnonzero(np.isfinite(values))
+    if len(finite) > k:
+        threshold = np.partition(values[finite], k - 1)[k - 1]
+        finite = finite[values[finite] <= threshold]
+    order = np.argsort(values[finite], kind="stable")[:k]
+    found: npt.NDArray[np.intp] = finite[order]
+    return found
 
 
 def _shown(frame: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from ...common.names import RUNNING_MEAN
 from ...common.secrets import scrub
 from ...common.values import encodable
 from ...recording.sink import Where
+from .archive import quick_zip
 from .model import ids, link_model, report_on_model
 from .plots import report_examples
 from .process import guarded_stdout, quiet_dependencies, restore
@@ -324,7 +325,7 @@ class ClearMLSink:
     def _close(self, shared: Shared, run: RunView) -> None:
         task = shared.task
         try:
-            with guarded_stdout(quiet=not run.settings.verbose):
+            with guarded_stdout(quiet=not run.settings.verbose), quick_zip():
                 task.close()
             if run.status == "failed":
                 task.mark_failed(status_reason=f"{type(run.error).__name__}: {run.error}"[:200], force=True)
