@@ -53,6 +53,8 @@ class Recorder:
         #: field -> its series, for the fields yielded as metrics: the series' own name, or (a field named like
         #: tracked's own values) the name it was given instead (``renamed``). What the hot path looks up.
         self._fields: dict[str, Series] = {}
+        #: The default metric's series (a float yielded alone), once there is one.
+        self._default: Series | None = None
         #: field -> the name its values are recorded under, for the fields that have one of tracked's names.
         self.renamed: dict[str, str] = {}
         #: The fields of the example (or batch) being recorded: a name given to a field must be none of them.
@@ -87,14 +89,15 @@ class Recorder:
         index = self.count
         if type(item) is float:
             self.count = index + 1
-            series = self._fields.get(self.settings.default_metric)
+            series = self._default
             if series is not None:  # the common case, inlined
                 series.append(index, item)
             else:
                 self._add_value(index, None, self.settings.default_metric, item)
+                self._default = self._fields.get(self.settings.default_metric)
         elif type(item) is batch:  # counts its own examples, once they are all in place
             self._add_batch(index, item)
-        elif isinstance(item, Mapping):
+        elif type(item) is dict or isinstance(item, Mapping):  # (a dict: no ABC check, 0.3 µs an example)
             self.count = index + 1
             self._add_mapping(index, item)
         else:
