@@ -1,0 +1,80 @@
+"""Hostile inputs for details kept in columns: what the journal (folder and zip) and the examples artifact
+hold must be what was yielded, however the evaluation is driven."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tracked import read_session, tracked_eval
+
+
+def artifact(session: Any) -> pd.DataFrame:
+    task = json.loads((Path(session) / "task.json").read_text())
+    (saved,) = [a for a in task["execution"]["artifacts"] if a["key"] == "examples"]
+    frame: pd.DataFrame = pd.read_parquet(saved["uri"])
+    return frame
+
+
+def copies(result: Any) -> dict[str, pd.DataFrame]:
+    """The examples as the result, the journal (folder and zip) and the artifact hold them."""
+    folder = result.session_dir
+    assert folder is not None
+    return {
+        "result": result.examples,
+        "folder": read_session(folder).examples(),
+        "zip": read_session(Path(f"{folder}.zip")).examples(),
+        "artifact": artifact(folder),
+    }
+
+
+def column(frame: pd.DataFrame, name: str) -> list[Any]:
+    return [None if pd.isna(v) else v for v in frame[name].tolist()]
+
+
+class SlowFields(Mapping[str, Any]):
+    """An example whose fields take a while to come (a lazily computed mapping): the live thread looks at
+    the run while the example is halfway recorded."""
+
+    def __init__(self, fields: dict[str, Any], pause: float) -> None:
+        self._fields, self._pause = fields, pause
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields[key]
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._fields:
+            if key == "b":
+                time.sleep(self._pause)
+            yield key
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
+def test_a_lazy_generator_driven_from_another_thread_keeps_every_detail(clearml_cache: Path) -> None:
+    """A lazy evaluation started in one thread and iterated in another (a worker, an event loop's thread):
+    the live thread must not take an example halfway recorded, or its later details never reach the journal."""
+
+    @tracked_eval(lazy=True, verbose=False, flush_interval=0.01)
+    def evaluate() -> Iterator[Any]:
+        for i in range(12):
+            fields = {"acc": 1.0, "a": f"a{i}", "b": f"b{i}", "c": f"c{i}"}
+            yield SlowFields(fields, 0.3) if i in (4, 9) else fields
+
+    gen = evaluate()
+    next(gen)  # the run starts here, in this thread
+    worker = threading.Thread(target=lambda: [None for _ in gen])
+    worker.start()
+    worker.join(timeout=60)
+    result = gen.result  # type: ignore[attr-defined]
+    assert result is not None
+    for where, frame in copies(result).items():
+        for name in "abc":
+            assert column(frame, name) == [f"{name}{i}" for i in range(12)], (where, name)
