@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from tracked import read_session, tracked_eval
 
@@ -78,3 +79,26 @@ def test_a_lazy_generator_driven_from_another_thread_keeps_every_detail(clearml_
     for where, frame in copies(result).items():
         for name in "abc":
             assert column(frame, name) == [f"{name}{i}" for i in range(12)], (where, name)
+
+
+@pytest.mark.filterwarnings("ignore::pandas.errors.PerformanceWarning")
+def test_a_field_per_example_keeps_every_journal_line_readable(clearml_cache: Path) -> None:
+    """``{f"output_{id}": text}`` names a field per example: the examples handed over together must not be
+    written as one block of every field (a line of 1,024 examples x 3,000 fields, mostly nulls, is past the
+    reader's 16 MB line cap and is skipped: the details are lost from the journal, the zip and a resume)."""
+    n = 1400
+
+    @tracked_eval(verbose=False, flush_interval=60)  # one look at the run: every example handed over at once
+    def evaluate() -> Iterator[Any]:
+        for i in range(n):
+            yield {"acc": 1.0, f"output_{i}": f"o{i}", f"input_{i}": f"i{i}"}
+
+    result = evaluate()
+    for where, frame in copies(result).items():
+        if where == "artifact":
+            continue  # (the artifact is made from memory, as the result)
+        for i in (0, 1023, 1024, n - 1):
+            assert frame[f"output_{i}"].iloc[i] == f"o{i}", (where, i)
+            assert frame[f"input_{i}"].iloc[i] == f"i{i}", (where, i)
+    details = Path(result.session_dir) / "tracked" / "0" / "details.jsonl"
+    assert max(map(len, details.read_bytes().splitlines())) < 16 * 2**20
