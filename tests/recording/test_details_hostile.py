@@ -102,3 +102,46 @@ def test_a_field_per_example_keeps_every_journal_line_readable(clearml_cache: Pa
             assert frame[f"input_{i}"].iloc[i] == f"i{i}", (where, i)
     details = Path(result.session_dir) / "tracked" / "0" / "details.jsonl"
     assert max(map(len, details.read_bytes().splitlines())) < 16 * 2**20
+
+
+def test_a_process_forked_while_a_task_closes_restores_clearml_zip(clearml_cache: Path, tmp_path: Path) -> None:
+    """A fork while another thread is closing a task (its session being zipped): the child has no close
+    under way, so its own runs must leave ``clearml.task.ZipFile`` as ClearML's, not patched for good."""
+    import os
+    import zipfile
+
+    import clearml.task
+
+    import tracked.sinks.clearml.archive as archive
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def closing() -> None:  # what the ClearML sink does around ``task.close()``, held open
+        with archive.quick_zip():
+            inside.set()
+            leave.wait(60)
+
+    closer = threading.Thread(target=closing)
+    closer.start()
+    assert inside.wait(60)
+    report = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:  # the child: one run of its own, then what its ClearML module names
+        try:
+
+            @tracked_eval(verbose=False)
+            def evaluate() -> Iterator[Any]:
+                yield {"acc": 1.0, "answer": "x"}
+
+            result = evaluate()
+            with zipfile.ZipFile(f"{result.session_dir}.zip") as zipped:
+                whole = zipped.testzip() is None
+            report.write_text(f"{clearml.task.ZipFile is zipfile.ZipFile} {archive._closing} {whole}")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    leave.set()
+    closer.join(60)
+    assert report.read_text() == "True 0 True"
+    assert clearml.task.ZipFile is zipfile.ZipFile
+    assert archive._closing == 0
