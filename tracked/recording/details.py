@@ -208,15 +208,16 @@ class Cursor:
 
 def _handed(fields: list[tuple[str, array[int], list[str]]]) -> list[Row | Block]:
     """Single examples' details of ``lo .. hi-1`` as sinks take them: one block from the first example with
-    details to the last (None where a field is absent), or rows where under an eighth of those examples
-    have any (the block would be mostly None)."""
+    details to the last (None where a field is absent), or rows where under an eighth of the block's cells
+    would hold a text (the block would be mostly None: details on few examples, or a field per example,
+    ``{f"output_{id}": ...}``, whose block grows as examples x fields and whose journal lines would pass
+    the reader's cap)."""
     if not fields:
         return []
     first = min(indices[0] for _, indices, _ in fields)
     n = max(indices[-1] for _, indices, _ in fields) - first + 1
-    widest = max(len(indices) for _, indices, _ in fields)
-    present = widest if widest == n else len(set().union(*(indices for _, indices, _ in fields)))
-    if 8 * present >= n:
+    cells = sum(len(indices) for _, indices, _ in fields)
+    if 8 * cells >= n * len(fields):
         columns: dict[str, Sequence[str | None]] = {}
         for name, indices, texts in fields:
             if len(indices) == n:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
+from types import FrameType
 from typing import Any
 
 from ..common.names import YIELDED, is_own
@@ -76,9 +77,6 @@ class Recorder:
         #: Set once the run ends: examples yielded after that are not taken.
         self._sealed = False
         self.halted = False  # ended by the exit hook or a signal: the process is going
-        import threading  # (at the first run, not at ``import tracked``)
-
-        self._owner = threading.current_thread()
 
     def add(self, item: Any) -> None:
         """Record one yielded example (index = number of examples before it)."""
@@ -354,17 +352,23 @@ class Recorder:
         self.skipped[field] = (count + 1, first)
 
     def adding(self) -> bool:
-        """Whether the evaluation's thread is, right now, halfway through recording an example."""
+        """Whether a thread is, right now, halfway through recording an example. Every thread is looked at,
+        not only the one that started the run: a lazy generator may be driven from another (a worker, an
+        event loop's), and a detail column is read up to the count (another run's example only delays)."""
         import sys
 
-        frame = sys._current_frames().get(self._owner.ident or -1) if self._owner.is_alive() else None
-        adding = False
-        while frame is not None:
-            if frame.f_code is _BATCHING:  # a batch is not counted until it is whole: the count is exact
-                return False
-            adding = adding or frame.f_code in _ADDING
-            frame = frame.f_back
-        return adding
+        for top in sys._current_frames().values():
+            frame: FrameType | None = top
+            adding = False
+            while frame is not None:
+                if frame.f_code is _BATCHING:  # a batch is not counted until it is whole: the count is exact
+                    adding = False
+                    break
+                adding = adding or frame.f_code in _ADDING
+                frame = frame.f_back
+            if adding:
+                return True
+        return False
 
 
 def _shown(value: Any) -> str:

@@ -55,6 +55,7 @@ class QuickZip(zipfile.ZipFile):
 
 _lock = threading.Lock()
 _closing = 0  # closes under way in this process (overlapping runs close in their own threads)
+_forks = 0  # forks into this process: a close begun before one is not this process's to end
 
 
 @contextlib.contextmanager
@@ -69,11 +70,28 @@ def quick_zip() -> Iterator[None]:
         if module is not None:
             module.ZipFile = QuickZip  # type: ignore[attr-defined]
             _closing += 1
+        forks = _forks
     try:
         yield
     finally:
         if module is not None:
             with _lock:
-                _closing -= 1
-                if _closing == 0:
-                    module.ZipFile = zipfile.ZipFile  # type: ignore[attr-defined]
+                if forks == _forks:
+                    _closing -= 1
+                    if _closing == 0:
+                        module.ZipFile = zipfile.ZipFile  # type: ignore[attr-defined]
+
+
+def _after_fork_in_child() -> None:
+    """A process forked while another of its threads closed a task: in the child no close is under way
+    (the thread is not there to end it, and the lock may be held for good): ClearML's module names
+    ``zipfile.ZipFile`` again."""
+    global _lock, _closing, _forks
+    _lock, _forks = threading.Lock(), _forks + 1
+    module = sys.modules.get("clearml.task")
+    if _closing and module is not None and getattr(module, "ZipFile", None) is QuickZip:
+        module.ZipFile = zipfile.ZipFile  # type: ignore[attr-defined]
+    _closing = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
