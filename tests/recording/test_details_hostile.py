@@ -145,3 +145,39 @@ def test_a_process_forked_while_a_task_closes_restores_clearml_zip(clearml_cache
     assert report.read_text() == "True 0 True"
     assert clearml.task.ZipFile is zipfile.ZipFile
     assert archive._closing == 0
+
+
+def test_another_runs_example_being_recorded_is_not_this_runs() -> None:
+    """``adding`` looks at every thread, but only at this run's examples: a run ended by a signal while
+    another run's thread is halfway through an example keeps its own last, whole, example."""
+    from tracked.common.options import Settings
+    from tracked.recording.recorder import Recorder
+
+    ours, theirs = Recorder(Settings(), "ours"), Recorder(Settings(), "theirs")
+    ours.add({"acc": 1.0, "answer": "whole"})
+    started, done = threading.Event(), threading.Event()
+
+    class Halfway(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            return {"acc": 1.0, "answer": "x"}[key]
+
+        def __iter__(self) -> Iterator[str]:
+            yield "acc"
+            started.set()
+            done.wait(30)
+            yield "answer"
+
+        def __len__(self) -> int:
+            return 2
+
+    worker = threading.Thread(target=theirs.add, args=(Halfway(),))
+    worker.start()
+    try:
+        assert started.wait(30)
+        assert theirs.adding()
+        assert not ours.adding()
+    finally:
+        done.set()
+        worker.join(30)
+    assert not theirs.adding()
+    assert theirs.details.first(1) == {0: {"answer": "x"}}

@@ -116,8 +116,19 @@ class Details:
         self._entries.append(block)
 
     def extend(self, rows: Sequence[Row]) -> None:
-        for index, fields in rows:
+        """Rows of earlier examples (a resumed run's), in example order whatever order they come in: a
+        column's indices must ascend. An example given twice keeps its later fields, as the journal's
+        reader does."""
+        for index, fields in sorted(rows, key=lambda row: row[0]):
             self.append(index, fields)
+
+    def settle(self, limit: int, settle: Callable[[Block], Block]) -> None:
+        """Settle the blocks of examples before ``limit`` (what the live thread does as it takes them),
+        for a run that had none."""
+        entries = self._entries
+        for position, entry in enumerate(entries):
+            if isinstance(entry, Block) and not entry.settled and entry.start + entry.n <= limit:
+                entries[position] = settle(entry)
 
     def entries_from(
         self, cursor: Cursor, limit: int, settle: Callable[[Block], Block] | None = None

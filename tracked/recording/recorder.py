@@ -352,22 +352,24 @@ class Recorder:
         self.skipped[field] = (count + 1, first)
 
     def adding(self) -> bool:
-        """Whether a thread is, right now, halfway through recording an example. Every thread is looked at,
-        not only the one that started the run: a lazy generator may be driven from another (a worker, an
-        event loop's), and a detail column is read up to the count (another run's example only delays)."""
+        """Whether a thread is, right now, halfway through recording one of this run's examples. Every thread
+        is looked at, not only the one that started the run: a lazy generator may be driven from another (a
+        worker, an event loop's), and a detail column is read up to the count. Another run's example being
+        recorded does not count: a run ended by a signal then keeps its own last, whole, example."""
         import sys
 
         for top in sys._current_frames().values():
             frame: FrameType | None = top
-            adding = False
-            while frame is not None:
-                if frame.f_code is _BATCHING:  # a batch is not counted until it is whole: the count is exact
-                    adding = False
+            batching = False
+            while frame is not None:  # from the innermost call outwards
+                code = frame.f_code
+                if code is _BATCHING:  # a batch is not counted until it is whole: the count is exact
+                    batching = True
+                elif code is _ADD and frame.f_locals.get("self") is self:
+                    if not batching:
+                        return True
                     break
-                adding = adding or frame.f_code in _ADDING
                 frame = frame.f_back
-            if adding:
-                return True
         return False
 
 
@@ -380,19 +382,7 @@ def _shown(value: Any) -> str:
         return f"<{type(value).__name__} that cannot be shown: {type(exc).__name__}: {exc}>"
 
 
-#: The code of recording an example: a thread inside it is halfway through one.
-_ADDING = frozenset(
-    f.__code__
-    for f in (
-        Recorder.add,
-        Recorder._add_mapping,
-        Recorder._add_value,
-        Recorder._metric,
-        Recorder._series,
-        Recorder._skip,
-        Series.append,
-        Series.defer,
-    )
-)
+#: The code of recording an example (every example comes in here): a thread inside it is halfway through one.
+_ADD = Recorder.add.__code__
 #: The code of recording a batch: the count is exact meanwhile (it grows once the batch is whole).
 _BATCHING = Recorder._add_batch.__code__

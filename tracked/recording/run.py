@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..common.testing import pause_at
 from ..common.warn import warn
-from .details import Cursor
 from .recorder import Recorder
 from .sink import Where
 from .storage import Series
@@ -212,7 +211,7 @@ class Run(Recorder):
                 stacklevel=4,
             )
         if follower is None:  # no live thread took the batches' texts: settle them now
-            self.details.entries_from(Cursor(), count, self.settle)
+            self.details.settle(count, self.settle)
         for series in self.series.values():
             series.freeze(count, release=own)
         return True
