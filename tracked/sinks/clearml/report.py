@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,9 @@ def save_examples(task: Task, result: EvalResult, named: Callable[[str], str], n
         wait_on_upload=True,
         preview=f"{len(examples):,} examples; columns: {', '.join(map(str, examples.columns))}",
     )
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:  # what writing the file took goes back to the system now, not at the process's end
+        pyarrow.default_memory_pool().release_unused()
 
 
 def examples_format() -> str | None:
