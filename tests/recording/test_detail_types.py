@@ -172,3 +172,25 @@ def test_a_float_detail_is_not_paired_as_a_metric() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert main(["compare", run("A", 0.0), run("B", 0.5), "--paired", "--format", "json"], out=out, err=err) == 0
     assert [row["metric"] for row in json.loads(out.getvalue())["paired"]] == ["acc"]
+
+
+def test_columns_parsed_in_c_read_as_a_value_at_a_time_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """int and float detail columns are parsed by pyarrow; every mix of what ``repr`` writes, absent
+    values and text an edited journal may hold reads back as the value-at-a-time path reads it."""
+    import tracked.common.values as values
+
+    pool = ["7", "-3", "007", "0", "-0", None, "1e-05", "0.5", "nan", "inf", "-inf", "+5", " 5", "5_0",
+            "9223372036854775808", "1.0", "", "NaN", "1.7976931348623157e+308", "x", 3]  # fmt: skip
+    rng = np.random.default_rng(0)
+    cases = []
+    for case in range(2000):
+        texts = np.empty(int(rng.integers(0, 12)), dtype=object)
+        texts[:] = [pool[int(k)] for k in rng.integers(0, len(pool), len(texts))]
+        cases.append((texts, ("int", "float")[case % 2]))
+    fast = [values.typed_column(texts, kind) for texts, kind in cases]
+    monkeypatch.setattr(values, "_parsed", lambda texts, kind: None)
+    for (texts, kind), got in zip(cases, fast, strict=True):
+        expected = values.typed_column(texts, kind)
+        assert type(got) is type(expected)
+        assert str(getattr(got, "dtype", "")) == str(getattr(expected, "dtype", ""))
+        assert repr(list(got)) == repr(list(expected)), (texts, kind)
