@@ -117,10 +117,13 @@ class Details:
 
     def extend(self, rows: Sequence[Row]) -> None:
         """Rows of earlier examples (a resumed run's), in example order whatever order they come in: a
-        column's indices must ascend. An example given twice keeps its later fields, as the journal's
-        reader does."""
-        for index, fields in sorted(rows, key=lambda row: row[0]):
-            self.append(index, fields)
+        column's indices must ascend. An example given twice keeps its first fields, whole, as the journal's
+        reader does (``read_session``)."""
+        first: dict[int, Mapping[str, str]] = {}
+        for index, fields in rows:
+            first.setdefault(index, fields)
+        for index in sorted(first):
+            self.append(index, first[index])
 
     def settle(self, limit: int, settle: Callable[[Block], Block]) -> None:
         """Settle the blocks of examples before ``limit`` (what the live thread does as it takes them),

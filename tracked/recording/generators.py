@@ -38,7 +38,12 @@ class TrackedGenerator(Generator[Any, Any, Any]):
             if self._run.result is None:
                 self._run.finish(status_of(exc), error=exc)
             raise
-        self._run.add(item)
+        try:
+            self._run.add(item)
+        except BaseException as exc:  # a signal halfway through the example: ended as the evaluation's would be
+            if self._run.result is None:
+                self._run.finish(status_of(exc), error=exc)
+            raise
         return item
 
     def __next__(self) -> Any:
@@ -92,7 +97,12 @@ class TrackedAsyncGenerator(AsyncGenerator[Any, Any]):
             if self._run.result is None:
                 self._run.finish(status_of(exc), error=exc)
             raise
-        self._run.add(item)
+        try:
+            self._run.add(item)
+        except BaseException as exc:  # a signal halfway through the example: ended as the evaluation's would be
+            if self._run.result is None:
+                self._run.finish(status_of(exc), error=exc)
+            raise
         return item
 
     def __anext__(self) -> Any:

@@ -11,9 +11,10 @@ around it: its sinks, its clock and its end.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 from ..common.names import YIELDED, is_own
@@ -351,26 +352,36 @@ class Recorder:
             warn(f"{first} (further problems with this field are counted, not repeated)", stacklevel=5)
         self.skipped[field] = (count + 1, first)
 
-    def adding(self) -> bool:
-        """Whether a thread is, right now, halfway through recording one of this run's examples. Every thread
-        is looked at, not only the one that started the run: a lazy generator may be driven from another (a
-        worker, an event loop's), and a detail column is read up to the count. Another run's example being
-        recorded does not count: a run ended by a signal then keeps its own last, whole, example."""
-        import sys
-
-        for top in sys._current_frames().values():
-            frame: FrameType | None = top
+    def adding(self, unwound: BaseException | None = None) -> bool:
+        """Whether a thread is now halfway through one of this run's examples: in ``add``, counted, not whole
+        (one not counted yet leaves the last whole). Every thread is looked at (a lazy generator may be driven
+        from another); ``unwound``: whether that exception, raised in ``add``, left its example halfway."""
+        chains = [_frames(None, unwound.__traceback__)] if unwound else map(_frames, sys._current_frames().values())
+        for chain in chains:
             batching = False
-            while frame is not None:  # from the innermost call outwards
+            for frame in chain:  # from the innermost call outwards
                 code = frame.f_code
                 if code is _BATCHING:  # a batch is not counted until it is whole: the count is exact
                     batching = True
                 elif code is _ADD and frame.f_locals.get("self") is self:
-                    if not batching:
+                    index = frame.f_locals.get("index")
+                    if not batching and isinstance(index, int) and self.count > index:
                         return True
                     break
-                frame = frame.f_back
         return False
+
+
+def _frames(frame: FrameType | None, tb: TracebackType | None = None) -> list[FrameType]:
+    """A thread's frames from ``frame`` outwards; or an exception's, from where it was raised outwards."""
+    out = []
+    while tb is not None:
+        out.append(tb.tb_frame)
+        tb = tb.tb_next
+    out.reverse()
+    while frame is not None:
+        out.append(frame)
+        frame = frame.f_back
+    return out
 
 
 def _shown(value: Any) -> str:

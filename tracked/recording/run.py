@@ -164,6 +164,7 @@ class Run(Recorder):
             with signals_held():  # a second Ctrl-C or SIGTERM waits until the run is written
                 if self.result is not None:
                     return self.result
+                drop_last = drop_last or (error is not None and self.adding(error))  # raised halfway through one
                 if not self.seal(status, returned, error, drop_last):  # being ended in another thread
                     return self.counted(status, returned)
                 return self.report()
