@@ -130,3 +130,40 @@ def test_a_resumed_journal_with_an_example_written_twice_resumes_as_it_reads(cle
         assert frame["pred"].tolist() == [f"p{x}" for x in range(10)]
         assert frame["label"].tolist() == list(range(10))
         assert frame["note"].tolist() == [f"n{x}" for x in range(10)]
+
+
+@pytest.mark.parametrize(("edited", "kind"), [("0x10", "int"), ("nan(1)", "float")])
+def test_an_edited_number_python_does_not_read_stays_text(clearml_cache: Path, edited: str, kind: str) -> None:
+    """A journal edited so that an int detail reads 0x10 (a float one nan(1)): pyarrow would read 16 (NaN),
+    Python reads no number; the column is kept as text, in the journal read back and in the resumed run,
+    as when it is read a value at a time."""
+    original = "3" if kind == "int" else "0.75"
+
+    def edit(lines: list[str]) -> list[str]:
+        return [line.replace(f'"{original}"', f'"{edited}"') for line in lines]
+
+    failing = [True]
+
+    @tracked_eval(verbose=False, resume=True, details=["label"])
+    def evaluate(dataset: list[int]) -> Iterator[dict[str, Any]]:
+        for x in dataset:
+            if failing[0] and x == 6:
+                raise RuntimeError("model crashed")
+            yield {"acc": 1.0, "label": x, "prediction": x / 4}
+
+    with pytest.raises(RuntimeError):
+        evaluate(list(range(10)))
+    (journal,) = clearml_cache.rglob("tracked/0/details.jsonl")
+    journal.write_text("".join(f"{line}\n" for line in edit(journal.read_text().splitlines())))
+    state_file = journal.parent / "run.json"
+    state = json.loads(state_file.read_text())
+    state["details"]["bytes"] = journal.stat().st_size
+    state_file.write_text(json.dumps(state))
+    name = "label" if kind == "int" else "prediction"
+    assert read_session(journal.parent.parent.parent).examples()[name].tolist()[3] == edited
+    failing[0] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = evaluate(list(range(10)))
+    for frame in (result.examples, read_session(result.session_dir).examples()):
+        assert frame[name].tolist()[3] == edited

@@ -198,9 +198,14 @@ def _parsed(texts: Any, kind: str | None) -> Any:
         return None
     import numpy as np
     import pandas as pd
+    import pyarrow.compute as pc
 
     try:
-        array = pa.array(texts, type=pa.string(), from_pandas=True).cast(pa.int64() if kind == "int" else pa.float64())
+        strings = pa.array(texts, type=pa.string(), from_pandas=True)
+        # What pyarrow reads and Python does not (an edited journal): 0x10 as 16, nan(1) as NaN. Left to it.
+        if any(pc.any(pc.match_substring(strings, odd)).as_py() for odd in ("xX" if kind == "int" else "(")):
+            return None
+        array = strings.cast(pa.int64() if kind == "int" else pa.float64())
     except (pa.ArrowException, TypeError, ValueError):
         return None
     if kind == "float":
