@@ -167,3 +167,49 @@ def test_an_edited_number_python_does_not_read_stays_text(clearml_cache: Path, e
         result = evaluate(list(range(10)))
     for frame in (result.examples, read_session(result.session_dir).examples()):
         assert frame[name].tolist()[3] == edited
+
+
+# Run B records in a worker thread; run A, in the main thread, is ended by SIGTERM at its example 2000.
+TWO_RUNS_ONE_SIGNAL = """
+    import os, signal, threading, time
+    from tracked import tracked_eval
+
+    started = threading.Event()
+
+    @tracked_eval(verbose=False, flush_interval=0.01, task_name="B")
+    def b():
+        for i in range(10**9):
+            started.set()
+            time.sleep(0.001)
+            yield {"acc": 1.0, "id": f"b{i}", "x": 2.0}
+
+    @tracked_eval(verbose=False, flush_interval=0.01, task_name="A")
+    def a():
+        for i in range(10**9):
+            if i == 2000:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield {"acc": 1.0, "id": f"a{i}", "x": 2.0}
+
+    threading.Thread(target=b, daemon=True).start()
+    started.wait()
+    time.sleep(0.2)
+    a()
+"""
+
+
+def test_sigterm_in_the_main_threads_run_stops_another_threads_run_too(clearml_cache: Path) -> None:
+    """Both runs are saved as stopped (B was left running, as a SIGKILL leaves it), each with whole examples."""
+    done = run_script(TWO_RUNS_ONE_SIGNAL, clearml_cache)
+    assert done.returncode == -signal.SIGTERM, done.stdout + done.stderr
+    runs = {}
+    for journal in sorted((only_session(clearml_cache) / "tracked").iterdir()):
+        session = read_session(journal)
+        runs[session.name] = session
+    assert set(runs) == {"A", "B"}
+    for name, session in runs.items():
+        assert session.status == "stopped", name
+        frame = session.examples()
+        assert len(frame) == session.num_examples > 0
+        assert frame["id"].tolist() == [f"{name.lower()}{i}" for i in range(len(frame))]
+        assert frame["x"].tolist() == [2.0] * len(frame)
+    assert runs["A"].num_examples == 2000

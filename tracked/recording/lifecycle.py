@@ -174,6 +174,7 @@ def sigterm_as_exception() -> Iterator[None]:
 def redeliver(exc: BaseException) -> None:
     """After the run is saved, let the signal do what it would have done: end the process."""
     if isinstance(exc, Terminated):
+        _close_open_runs()  # other threads' runs: saved as stopped, as the handler saves them
         _die_by(exc.signum)
 
 
