@@ -164,7 +164,6 @@ class Run(Recorder):
             with signals_held():  # a second Ctrl-C or SIGTERM waits until the run is written
                 if self.result is not None:
                     return self.result
-                drop_last = drop_last or (error is not None and self.adding(error))  # raised halfway through one
                 if not self.seal(status, returned, error, drop_last):  # being ended in another thread
                     return self.counted(status, returned)
                 return self.report()
@@ -187,6 +186,7 @@ class Run(Recorder):
         # hook or a signal while the evaluation's thread may be adding one
         # (``drop_last``): that example is left out and the storage is copied, not released.
         self._sealed = True
+        drop_last = drop_last or (error is not None and self.adding(error))  # raised halfway through one
         own = not drop_last
         if drop_last:
             self.count = max(0, self.count - 1)
