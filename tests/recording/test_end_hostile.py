@@ -87,17 +87,18 @@ def test_a_signal_while_another_thread_begins_an_example_keeps_every_whole_one(c
     assert frame["acc"].tolist() == [1.0] * 5
 
 
-def _failing_then_resumed(cache: Path, edit: Any) -> tuple[Any, Any]:
+def _failing_then_resumed(cache: Path, edit: Any, example: Any = None) -> tuple[Any, Any]:
     """A run that failed at example 6, its journal's details edited by ``edit`` (lines -> lines), resumed:
-    (the earlier journal's examples as read back, the resumed run's result)."""
+    (the earlier journal's examples as read back, the resumed run's result). ``example``: x -> the example."""
     failing = [True]
+    example = example or (lambda x: {"acc": x / 10, "label": x, "pred": f"p{x}", "note": f"n{x}"})
 
     @tracked_eval(verbose=False, resume=True, details=["label"])
     def evaluate(dataset: list[int]) -> Iterator[dict[str, Any]]:
         for x in dataset:
             if failing[0] and x == 6:
                 raise RuntimeError("model crashed")
-            yield {"acc": x / 10, "label": x, "pred": f"p{x}", "note": f"n{x}"}
+            yield example(x)
 
     with pytest.raises(RuntimeError):
         evaluate(list(range(10)))
@@ -142,29 +143,11 @@ def test_an_edited_number_python_does_not_read_stays_text(clearml_cache: Path, e
     def edit(lines: list[str]) -> list[str]:
         return [line.replace(f'"{original}"', f'"{edited}"') for line in lines]
 
-    failing = [True]
-
-    @tracked_eval(verbose=False, resume=True, details=["label"])
-    def evaluate(dataset: list[int]) -> Iterator[dict[str, Any]]:
-        for x in dataset:
-            if failing[0] and x == 6:
-                raise RuntimeError("model crashed")
-            yield {"acc": 1.0, "label": x, "prediction": x / 4}
-
-    with pytest.raises(RuntimeError):
-        evaluate(list(range(10)))
-    (journal,) = clearml_cache.rglob("tracked/0/details.jsonl")
-    journal.write_text("".join(f"{line}\n" for line in edit(journal.read_text().splitlines())))
-    state_file = journal.parent / "run.json"
-    state = json.loads(state_file.read_text())
-    state["details"]["bytes"] = journal.stat().st_size
-    state_file.write_text(json.dumps(state))
     name = "label" if kind == "int" else "prediction"
-    assert read_session(journal.parent.parent.parent).examples()[name].tolist()[3] == edited
-    failing[0] = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = evaluate(list(range(10)))
+    earlier, result = _failing_then_resumed(
+        clearml_cache, edit, lambda x: {"acc": 1.0, "label": x, "prediction": x / 4}
+    )
+    assert earlier[name].tolist()[3] == edited
     for frame in (result.examples, read_session(result.session_dir).examples()):
         assert frame[name].tolist()[3] == edited
 

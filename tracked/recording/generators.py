@@ -31,16 +31,11 @@ class TrackedGenerator(Generator[Any, Any, Any]):
     def _step(self, method: str, *args: Any) -> Any:
         try:
             item = getattr(self._inner, method)(*args)
+            self._run.add(item)  # (a signal halfway through the example ends the run as the evaluation's would)
         except StopIteration as stop:
             self._run.finish(COMPLETED, stop.value)
             raise
         except BaseException as exc:
-            if self._run.result is None:
-                self._run.finish(status_of(exc), error=exc)
-            raise
-        try:
-            self._run.add(item)
-        except BaseException as exc:  # a signal halfway through the example: ended as the evaluation's would be
             if self._run.result is None:
                 self._run.finish(status_of(exc), error=exc)
             raise
@@ -90,16 +85,11 @@ class TrackedAsyncGenerator(AsyncGenerator[Any, Any]):
     async def _step(self, method: str, *args: Any) -> Any:
         try:
             item = await getattr(self._inner, method)(*args)
+            self._run.add(item)  # (a signal halfway through the example ends the run as the evaluation's would)
         except StopAsyncIteration:
             self._run.finish(COMPLETED)
             raise
         except BaseException as exc:
-            if self._run.result is None:
-                self._run.finish(status_of(exc), error=exc)
-            raise
-        try:
-            self._run.add(item)
-        except BaseException as exc:  # a signal halfway through the example: ended as the evaluation's would be
             if self._run.result is None:
                 self._run.finish(status_of(exc), error=exc)
             raise
