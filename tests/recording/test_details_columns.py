@@ -151,3 +151,29 @@ def test_a_patched_clearml_zip_is_left_alone(clearml_cache: Path, monkeypatch: p
     assert clearml.task.ZipFile is Theirs
     with zipfile.ZipFile(f"{result.session_dir}.zip") as zipped:
         assert {info.compress_type for info in zipped.infolist()} == {zipfile.ZIP_DEFLATED}
+
+
+def test_a_disk_full_while_zipping_keeps_the_result_and_the_folder(
+    clearml_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up while ClearML zips the session: the caller still gets the result, the session
+    folder (journal included) reads back whole, and ClearML's module names ``zipfile.ZipFile`` again."""
+    import errno
+
+    import clearml.task
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(archive.QuickZip, "write", full)
+
+    @tracked_eval(verbose=False)
+    def evaluate() -> Iterator[Any]:
+        for i in range(100):
+            yield {"acc": (i % 3) / 3, "answer": f"text {i}"}
+
+    result = evaluate()
+    assert result.metrics["num_examples"] == 100
+    assert clearml.task.ZipFile is zipfile.ZipFile
+    assert archive._closing == 0
+    assert read_session(result.session_dir).examples()["answer"].tolist() == [f"text {i}" for i in range(100)]
