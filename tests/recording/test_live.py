@@ -119,6 +119,10 @@ def test_sigkill_mid_run_leaves_an_interrupted_session_with_its_examples(tmp_pat
     children.append(child)
     session_dir = child.session_dir()
     seen = recorded(session_dir, 300)
+    # The chart is streamed after the journal, in the same flush (and only once ClearML's task, made in the
+    # background, is there): kill once it has points too, as the chart's assertions below need.
+    metrics = session_dir / "metrics.jsonl"
+    wait_until(lambda: metrics.is_file() and "Training Progress" in metrics.read_text(errors="replace"), what="chart")
     child.kill()
     assert child.proc.returncode == -signal.SIGKILL
 
